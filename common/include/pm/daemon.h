@@ -23,6 +23,7 @@
 #include "pm/arena.h"
 #include "pm/clock.h"
 #include "pm/config.h"
+#include "pm/err.h"
 #include "pm/metrics.h"
 #include "pm/proto.h"
 #include "pm/store.h"
@@ -104,7 +105,10 @@ void pm_daemon_set_app (pm_daemon_t *d, void *app);
 int pm_daemon_subscribe (pm_daemon_t *d, const char *source, const pm_event_route_t *routes);
 /* Binds the ROUTER and PUB endpoints from config. */
 int pm_daemon_bind (pm_daemon_t *d);
-/* Runs until SIGTERM/SIGINT (installs handlers when own_signals). Returns exit code. */
+/* Starts the watchers, asks each upstream for a replay from its cursor, then
+ * runs the loop until SIGTERM/SIGINT and returns the exit code. When the
+ * daemon was given a loop (tests), it only starts and returns 0 at once: the
+ * caller runs that loop. */
 int pm_daemon_run (pm_daemon_t *d);
 /* Asks the loop to stop after the current batch. */
 void pm_daemon_stop (pm_daemon_t *d);
@@ -138,8 +142,9 @@ typedef struct {
     Pm__V1__Reply *reply;     /* out: the reply (arena memory, valid until next batch) */
 } pm_batch_item_t;
 
-/* Applies items as one group commit and fills each reply. Returns PM_OK or the
- * commit error. Publishes nothing (no sockets needed). */
+/* Applies items as one group commit and fills each reply (valid until the next
+ * call). Returns PM_OK, or PM_EIO when the commit failed (replies UNAVAILABLE).
+ * Publishes nothing (no sockets needed). */
 int pm_daemon_apply (pm_daemon_t *d, pm_batch_item_t *items, size_t n);
 
 #endif

@@ -12,7 +12,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 /* Builds a message of type desc from json (an object). On failure returns NULL
- * and sets *err (malloc'd) to e.g. "field 'max': expected a number, got \"x\"".
+ * and sets *err (malloc'd) to e.g. "rows[2].line: expected a number, got \"abc\"".
  * The result is the caller's: free with protobuf_c_message_free_unpacked (NULL allocator). */
 ProtobufCMessage *pm_json_to_msg (const ProtobufCMessageDescriptor *desc, const cJSON *json,
                                   char **err);

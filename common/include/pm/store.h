@@ -8,6 +8,7 @@
  *   idem    request id              -> at_ms (u64 BE) + packed pm.v1.Reply
  *   timers  due_ms (u64 BE) + n (u64 BE) -> kind NUL key NUL payload
  *   meta    name                    -> value
+ *   dead    event id ("source:seq")   -> why it could not be applied
  * Domain tables are opened by name at pm_store_open.
  *
  * The map starts at the configured size and doubles when a put or a commit
@@ -29,6 +30,7 @@ enum {
     PM_DB_IDEM,
     PM_DB_TIMERS,
     PM_DB_META,
+    PM_DB_DEAD,
     PM_DB_FIRST_DOMAIN, /* domain tables follow, in the order given to pm_store_open */
 };
 

@@ -1,0 +1,185 @@
+/* arena.c - bump allocator in 64 KiB blocks; larger requests get a block of
+ * their own. Memory is zeroed when handed out and 16-byte aligned. */
+#include "pm/arena.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_BLOCK_SIZE ((size_t) 64 * 1024)
+#define S_ALIGN ((size_t) 16)
+
+typedef struct s_block {
+    struct s_block *next;
+    size_t size;    /* usable bytes in data */
+    size_t used;
+    unsigned char data[];
+} s_block_t;
+
+struct pm_arena {
+    s_block_t *first;   /* kept across resets */
+    s_block_t *cur;     /* last block of the chain: where small requests go */
+    s_block_t *big;     /* blocks of single large requests */
+    ProtobufCAllocator pb;
+};
+
+static void
+s_oom (void)
+{
+    fputs ("pm_arena: out of memory\n", stderr);
+    abort ();
+}
+
+/* A block with room for size bytes at any alignment of its data. */
+static s_block_t *
+s_block_new (size_t size)
+{
+    if (size > SIZE_MAX - sizeof (s_block_t) - S_ALIGN)
+        s_oom ();
+    s_block_t *b = malloc (sizeof (s_block_t) + size + S_ALIGN - 1);
+    if (!b)
+        s_oom ();
+    b->next = NULL;
+    b->size = size + S_ALIGN - 1;
+    b->used = 0;
+    return b;
+}
+
+/* Takes size bytes from b at 16-byte alignment, or NULL if they don't fit. */
+static void *
+s_take (s_block_t *b, size_t size)
+{
+    uintptr_t base = (uintptr_t) b->data;
+    uintptr_t at = (base + b->used + S_ALIGN - 1) & ~(uintptr_t) (S_ALIGN - 1);
+    size_t off = (size_t) (at - base);
+    if (off > b->size || b->size - off < size)
+        return NULL;
+    b->used = off + size;
+    return b->data + off;
+}
+
+static void *
+s_pb_alloc (void *data, size_t size)
+{
+    return pm_arena_alloc (data, size);
+}
+
+static void
+s_pb_free (void *data, void *p)
+{
+    (void) data;
+    (void) p;
+}
+
+pm_arena_t *
+pm_arena_new (void)
+{
+    pm_arena_t *a = calloc (1, sizeof *a);
+    if (!a)
+        s_oom ();
+    a->first = a->cur = s_block_new (S_BLOCK_SIZE);
+    a->pb.alloc = s_pb_alloc;
+    a->pb.free = s_pb_free;
+    a->pb.allocator_data = a;
+    return a;
+}
+
+static void
+s_free_chain (s_block_t *b)
+{
+    while (b) {
+        s_block_t *next = b->next;
+        free (b);
+        b = next;
+    }
+}
+
+void
+pm_arena_destroy (pm_arena_t **p)
+{
+    if (!p || !*p)
+        return;
+    s_free_chain ((*p)->first);
+    s_free_chain ((*p)->big);
+    free (*p);
+    *p = NULL;
+}
+
+/* Zero-size requests get a distinct minimal allocation. */
+void *
+pm_arena_alloc (pm_arena_t *a, size_t size)
+{
+    if (size == 0)
+        size = 1;
+    void *p = s_take (a->cur, size);
+    if (!p) {
+        if (size > S_BLOCK_SIZE / 4) {
+            s_block_t *b = s_block_new (size);
+            b->next = a->big;
+            a->big = b;
+            p = s_take (b, size);
+        } else {
+            s_block_t *b = s_block_new (S_BLOCK_SIZE);
+            a->cur->next = b;
+            a->cur = b;
+            p = s_take (b, size);
+        }
+    }
+    memset (p, 0, size);
+    return p;
+}
+
+/* NULL gives NULL. */
+char *
+pm_arena_strdup (pm_arena_t *a, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen (s) + 1;
+    char *d = pm_arena_alloc (a, n);
+    memcpy (d, s, n);
+    return d;
+}
+
+char *
+pm_arena_printf (pm_arena_t *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start (ap, fmt);
+    char *s = pm_arena_vprintf (a, fmt, ap);
+    va_end (ap);
+    return s;
+}
+
+/* NULL only if the format itself fails (an encoding error). */
+char *
+pm_arena_vprintf (pm_arena_t *a, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy (ap2, ap);
+    int n = vsnprintf (NULL, 0, fmt, ap2);
+    va_end (ap2);
+    if (n < 0)
+        return NULL;
+    char *s = pm_arena_alloc (a, (size_t) n + 1);
+    vsnprintf (s, (size_t) n + 1, fmt, ap);
+    return s;
+}
+
+void
+pm_arena_reset (pm_arena_t *a)
+{
+    s_free_chain (a->first->next);
+    a->first->next = NULL;
+    a->first->used = 0;
+    a->cur = a->first;
+    s_free_chain (a->big);
+    a->big = NULL;
+}
+
+ProtobufCAllocator *
+pm_arena_pb (pm_arena_t *a)
+{
+    return &a->pb;
+}

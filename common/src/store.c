@@ -1,0 +1,362 @@
+/* store.c - LMDB environment, tables and the first-error transaction.
+ *
+ * Why the map grows here and not in callers: MDB_MAP_FULL can come back from a
+ * put or from the commit itself. Either way the whole write transaction is
+ * lost, so the txn records PM_EMAPFULL as its first error, the caller aborts,
+ * calls pm_store_grow (no txn open in this process: we are single-threaded)
+ * and redoes the batch from its inputs. */
+#define _GNU_SOURCE
+#include "pm/store.h"
+#include "pm/err.h"
+#include "pm/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define PM_MAX_TABLES 32
+
+struct pm_store {
+    MDB_env *env;
+    MDB_dbi dbi[PM_MAX_TABLES];
+    char *names[PM_MAX_TABLES];
+    int ntables;
+    size_t map_size;
+};
+
+static const char *s_lib_tables[PM_DB_FIRST_DOMAIN] = { "outbox", "inbox", "idem", "timers", "meta", "dead" };
+
+static int
+s_mkdirs (const char *dir)
+{
+    char *p = strdup (dir);
+    if (!p)
+        return PM_ENOMEM;
+    for (char *s = p + 1; *s; s++) {
+        if (*s == '/') {
+            *s = '\0';
+            if (mkdir (p, 0750) != 0 && errno != EEXIST) {
+                free (p);
+                return PM_EIO;
+            }
+            *s = '/';
+        }
+    }
+    int rc = (mkdir (p, 0750) != 0 && errno != EEXIST) ? PM_EIO : PM_OK;
+    free (p);
+    return rc;
+}
+
+pm_store_t *
+pm_store_open (const char *dir, size_t map_size, const char *const *domain_tables)
+{
+    pm_store_t *s = calloc (1, sizeof *s);
+    MDB_txn *txn = NULL;
+    int rc;
+    if (!s)
+        return NULL;
+    if (s_mkdirs (dir) != PM_OK) {
+        pm_error ("store: cannot create %s: %s", dir, strerror (errno));
+        goto fail;
+    }
+    for (int i = 0; i < PM_DB_FIRST_DOMAIN; i++)
+        s->names[s->ntables++] = strdup (s_lib_tables[i]);
+    for (int i = 0; domain_tables && domain_tables[i]; i++) {
+        if (s->ntables == PM_MAX_TABLES) {
+            pm_error ("store: too many tables (max %d)", PM_MAX_TABLES);
+            goto fail;
+        }
+        s->names[s->ntables++] = strdup (domain_tables[i]);
+    }
+    if ((rc = mdb_env_create (&s->env)) != 0
+        || (rc = mdb_env_set_maxdbs (s->env, PM_MAX_TABLES)) != 0
+        || (rc = mdb_env_set_mapsize (s->env, map_size)) != 0
+        || (rc = mdb_env_set_maxreaders (s->env, 126)) != 0
+        || (rc = mdb_env_open (s->env, dir, MDB_NOTLS, 0640)) != 0) {
+        pm_error ("store: cannot open LMDB in %s: %s", dir, mdb_strerror (rc));
+        goto fail;
+    }
+    /* The map may already be bigger than configured (it grew before a restart). */
+    MDB_envinfo info;
+    mdb_env_info (s->env, &info);
+    s->map_size = info.me_mapsize > map_size ? info.me_mapsize : map_size;
+
+    int dead = 0;
+    mdb_reader_check (s->env, &dead);
+    if (dead > 0)
+        pm_warn ("store: cleared %d stale reader slot(s) left by a crashed process", dead);
+
+    if ((rc = mdb_txn_begin (s->env, NULL, 0, &txn)) != 0)
+        goto fail_rc;
+    for (int i = 0; i < s->ntables; i++)
+        if ((rc = mdb_dbi_open (txn, s->names[i], MDB_CREATE, &s->dbi[i])) != 0)
+            goto fail_rc;
+    if ((rc = mdb_txn_commit (txn)) != 0) {
+        txn = NULL;
+        goto fail_rc;
+    }
+    return s;
+fail_rc:
+    pm_error ("store: cannot open tables in %s: %s", dir, mdb_strerror (rc));
+    if (txn)
+        mdb_txn_abort (txn);
+fail:
+    pm_store_destroy (&s);
+    return NULL;
+}
+
+void
+pm_store_destroy (pm_store_t **p)
+{
+    if (!p || !*p)
+        return;
+    pm_store_t *s = *p;
+    if (s->env)
+        mdb_env_close (s->env);
+    for (int i = 0; i < s->ntables; i++)
+        free (s->names[i]);
+    free (s);
+    *p = NULL;
+}
+
+MDB_dbi
+pm_store_dbi (pm_store_t *s, int table)
+{
+    return s->dbi[table];
+}
+
+int
+pm_store_table (pm_store_t *s, const char *name)
+{
+    for (int i = PM_DB_FIRST_DOMAIN; i < s->ntables; i++)
+        if (strcmp (s->names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+MDB_env *
+pm_store_env (pm_store_t *s)
+{
+    return s->env;
+}
+
+size_t
+pm_store_map_size (pm_store_t *s)
+{
+    return s->map_size;
+}
+
+int
+pm_store_grow (pm_store_t *s)
+{
+    size_t want = s->map_size * 2;
+    int rc = mdb_env_set_mapsize (s->env, want);
+    if (rc != 0) {
+        pm_error ("store: cannot grow the map to %zu MiB: %s", want >> 20, mdb_strerror (rc));
+        return pm_err_from_mdb (rc);
+    }
+    pm_info ("store: map grown from %zu to %zu MiB", s->map_size >> 20, want >> 20);
+    s->map_size = want;
+    return PM_OK;
+}
+
+size_t
+pm_store_count (pm_store_t *s, int table)
+{
+    pm_txn_t t;
+    if (pm_txn_begin_read (&t, s) != PM_OK)
+        return 0;
+    size_t n = pm_txn_count (&t, table);
+    pm_txn_abort (&t);
+    return n;
+}
+
+/* --- transactions --------------------------------------------------------- */
+
+static int
+s_begin (pm_txn_t *t, pm_store_t *s, pm_txn_t *parent, unsigned flags)
+{
+    memset (t, 0, sizeof *t);
+    t->store = s;
+    t->rdonly = (flags & MDB_RDONLY) != 0;
+    if (parent && parent->err)
+        return t->err = PM_ETXN;
+    int rc = mdb_txn_begin (s->env, parent ? parent->txn : NULL, flags, &t->txn);
+    if (rc != 0) {
+        t->txn = NULL;
+        t->err = pm_err_from_mdb (rc);
+        pm_error ("store: cannot begin a transaction: %s", mdb_strerror (rc));
+    }
+    return t->err;
+}
+
+int
+pm_txn_begin (pm_txn_t *t, pm_store_t *s, pm_txn_t *parent)
+{
+    return s_begin (t, s, parent, 0);
+}
+
+int
+pm_txn_begin_read (pm_txn_t *t, pm_store_t *s)
+{
+    return s_begin (t, s, NULL, MDB_RDONLY);
+}
+
+int
+pm_txn_commit (pm_txn_t *t)
+{
+    if (!t->txn)
+        return t->err ? t->err : PM_ETXN;
+    if (t->err) {
+        mdb_txn_abort (t->txn);
+        t->txn = NULL;
+        return t->err;
+    }
+    int rc = mdb_txn_commit (t->txn);
+    t->txn = NULL;
+    if (rc != 0)
+        t->err = pm_err_from_mdb (rc);
+    return t->err;
+}
+
+void
+pm_txn_abort (pm_txn_t *t)
+{
+    if (t->txn)
+        mdb_txn_abort (t->txn);
+    t->txn = NULL;
+}
+
+int
+pm_txn_fail (pm_txn_t *t, int err)
+{
+    if (!t->err)
+        t->err = err;
+    return t->err;
+}
+
+int
+pm_txn_get (pm_txn_t *t, int table, const void *key, size_t klen, MDB_val *val)
+{
+    if (t->err)
+        return t->err;
+    MDB_val k = { klen, (void *) key };
+    int rc = mdb_get (t->txn, t->store->dbi[table], &k, val);
+    if (rc == MDB_NOTFOUND)
+        return PM_ENOTFOUND;
+    if (rc != 0)
+        return pm_txn_fail (t, pm_err_from_mdb (rc));
+    return PM_OK;
+}
+
+int
+pm_txn_put (pm_txn_t *t, int table, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    if (t->err)
+        return t->err;
+    MDB_val k = { klen, (void *) key }, v = { vlen, (void *) val };
+    int rc = mdb_put (t->txn, t->store->dbi[table], &k, &v, 0);
+    if (rc != 0)
+        return pm_txn_fail (t, pm_err_from_mdb (rc));
+    t->writes++;
+    return PM_OK;
+}
+
+int
+pm_txn_del (pm_txn_t *t, int table, const void *key, size_t klen)
+{
+    if (t->err)
+        return t->err;
+    MDB_val k = { klen, (void *) key };
+    int rc = mdb_del (t->txn, t->store->dbi[table], &k, NULL);
+    if (rc == MDB_NOTFOUND)
+        return PM_OK;
+    if (rc != 0)
+        return pm_txn_fail (t, pm_err_from_mdb (rc));
+    t->writes++;
+    return PM_OK;
+}
+
+size_t
+pm_txn_count (pm_txn_t *t, int table)
+{
+    MDB_stat st;
+    if (t->err || mdb_stat (t->txn, t->store->dbi[table], &st) != 0)
+        return 0;
+    return st.ms_entries;
+}
+
+void
+pm_u64_be (uint64_t v, unsigned char out[8])
+{
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (unsigned char) (v & 0xff);
+        v >>= 8;
+    }
+}
+
+uint64_t
+pm_be_u64 (const void *in)
+{
+    const unsigned char *p = in;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+uint64_t
+pm_meta_get_u64 (pm_txn_t *t, const char *name)
+{
+    MDB_val v;
+    if (pm_txn_get (t, PM_DB_META, name, strlen (name), &v) != PM_OK || v.mv_size != 8)
+        return 0;
+    return pm_be_u64 (v.mv_data);
+}
+
+int
+pm_meta_put_u64 (pm_txn_t *t, const char *name, uint64_t v)
+{
+    unsigned char b[8];
+    pm_u64_be (v, b);
+    return pm_txn_put (t, PM_DB_META, name, strlen (name), b, 8);
+}
+
+int
+pm_timer_add (pm_txn_t *t, int64_t due_ms, const char *kind, const char *key, const void *payload,
+              size_t plen)
+{
+    unsigned char k[16];
+    uint64_t n = pm_meta_get_u64 (t, "timer_n") + 1;
+    pm_meta_put_u64 (t, "timer_n", n);
+    pm_u64_be ((uint64_t) (due_ms < 0 ? 0 : due_ms), k);
+    pm_u64_be (n, k + 8);
+    size_t kl = strlen (kind), kk = strlen (key);
+    size_t vlen = kl + 1 + kk + 1 + plen;
+    char *v = malloc (vlen);
+    if (!v)
+        return pm_txn_fail (t, PM_ENOMEM);
+    memcpy (v, kind, kl + 1);
+    memcpy (v + kl + 1, key, kk + 1);
+    if (plen)
+        memcpy (v + kl + kk + 2, payload, plen);
+    int rc = pm_txn_put (t, PM_DB_TIMERS, k, sizeof k, v, vlen);
+    free (v);
+    return rc;
+}
+
+int64_t
+pm_timer_next_due (pm_txn_t *t)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    int64_t due = INT64_MAX;
+    if (t->err || mdb_cursor_open (t->txn, t->store->dbi[PM_DB_TIMERS], &c) != 0)
+        return due;
+    if (mdb_cursor_get (c, &k, &v, MDB_FIRST) == 0 && k.mv_size == 16)
+        due = (int64_t) pm_be_u64 (k.mv_data);
+    mdb_cursor_close (c);
+    return due;
+}
