@@ -264,6 +264,7 @@ s_lock (pm_daemon_t *d, const char *dir)
         char buf[32] = "";
         ssize_t n = pread (d->lock_fd, buf, sizeof buf - 1, 0);
         buf[n > 0 ? n : 0] = '\0';
+        buf[strcspn (buf, "\n")] = '\0';
         pm_error ("%s is already running (pid %s, lock %s)", d->name, buf[0] ? buf : "?", path);
         free (path);
         return PM_EEXIST;

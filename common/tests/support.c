@@ -35,3 +35,146 @@ pmt_rmdir (char *dir)
     nftw (dir, s_rm, 16, FTW_DEPTH | FTW_PHYS);
     free (dir);
 }
+
+/* --- test daemons ----------------------------------------------------------- */
+#include "pm/err.h"
+
+#include <string.h>
+
+enum { KV = PM_DB_FIRST_DOMAIN };
+
+char *
+pmt_config_text (const char *dir, const char *extra)
+{
+    char *s = NULL;
+    if (asprintf (&s,
+                  "[general]\nmanual_clock = true\nheartbeat_ms = 50\nreplay_timeout_ms = 200\n%s\n"
+                  "[pub]\ncommand = ipc://%s/pub.cmd\nevents = ipc://%s/pub.ev\ndata = %s/pub\nmap_size_mb = 1\n"
+                  "[sub]\ncommand = ipc://%s/sub.cmd\nevents = ipc://%s/sub.ev\ndata = %s/sub\nmap_size_mb = 1\n",
+                  extra ? extra : "", dir, dir, dir, dir, dir, dir)
+        < 0)
+        abort ();
+    return s;
+}
+
+static int
+s_put (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out)
+{
+    pm_txn_put (txn, KV, req->actor, strlen (req->actor), req->id, strlen (req->id));
+    Pm__V1__Event ev = PM__V1__EVENT__INIT;
+    ev.type = "test.put";
+    ev.unit_id = req->actor;
+    pm_emit (ctx, txn, out, &ev);
+    return pm_reply (out, PM__V1__STATUS__OK, "put %s", req->actor);
+}
+
+static int
+s_fail (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out)
+{
+    return pm_reply (out, PM__V1__STATUS__INVALID, "actor: '%s' refused", req->actor);
+}
+
+static int
+s_failw (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out)
+{
+    pm_txn_put (txn, KV, req->actor, strlen (req->actor), "half", 4);
+    Pm__V1__Event ev = PM__V1__EVENT__INIT;
+    ev.type = "test.half";
+    pm_emit (ctx, txn, out, &ev);
+    return pm_reply (out, PM__V1__STATUS__CONFLICT, "changed my mind about %s", req->actor);
+}
+
+static int
+s_timer (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out)
+{
+    pm_timer_add (txn, ctx->now_ms + 3600 * 1000, "test.fire", req->actor, "payload", 7);
+    return pm_reply (out, PM__V1__STATUS__OK, "timer set");
+}
+
+static int
+s_big (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out)
+{
+    char *v = pm_arena_alloc (ctx->arena, 16384);
+    memset (v, 'x', 16384);
+    pm_txn_put (txn, KV, req->actor, strlen (req->actor), v, 16384);
+    return pm_reply (out, PM__V1__STATUS__OK, "big %s", req->actor);
+}
+
+static int
+s_fire (pm_ctx_t *ctx, pm_txn_t *txn, const char *key, const void *payload, size_t plen, pm_out_t *out)
+{
+    char *k = pm_arena_printf (ctx->arena, "fired:%s", key);
+    pm_txn_put (txn, KV, k, strlen (k), payload, plen);
+    Pm__V1__Event ev = PM__V1__EVENT__INIT;
+    ev.type = "test.fired";
+    ev.unit_id = (char *) key;
+    return pm_emit (ctx, txn, out, &ev) == PM_OK ? PM__V1__STATUS__OK : PM__V1__STATUS__INTERNAL;
+}
+
+static int
+s_on_put (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Event *ev, pm_out_t *out)
+{
+    pm_txn_put (txn, KV, ev->unit_id, strlen (ev->unit_id), ev->id, strlen (ev->id));
+    pm_meta_put_u64 (txn, "applied", pm_meta_get_u64 (txn, "applied") + 1);
+    return PM__V1__STATUS__OK;
+}
+
+static const char *const s_tables[] = { "kv", NULL };
+static const pm_route_t s_pub_routes[] = {
+    { "test.put", s_put, PM_ROUTE_WRITE },     { "test.fail", s_fail, PM_ROUTE_WRITE },
+    { "test.failw", s_failw, PM_ROUTE_WRITE }, { "test.timer", s_timer, PM_ROUTE_WRITE },
+    { "test.big", s_big, PM_ROUTE_WRITE },     { NULL, NULL, 0 },
+};
+static const pm_timer_route_t s_timers[] = { { "test.fire", s_fire }, { NULL, NULL } };
+static const pm_route_t s_no_routes[] = { { NULL, NULL, 0 } };
+
+const pm_daemon_spec_t pmt_pub_spec = { .name = "pub", .tables = s_tables, .routes = s_pub_routes, .timers = s_timers };
+const pm_daemon_spec_t pmt_sub_spec = { .name = "sub", .tables = s_tables, .routes = s_no_routes };
+const pm_event_route_t pmt_sub_events[] = { { "test.put", s_on_put }, { NULL, NULL } };
+
+pm_daemon_t *
+pmt_daemon (const pm_daemon_spec_t *spec, const char *dir, const char *extra, struct ev_loop *loop)
+{
+    char *text = pmt_config_text (dir, extra), *err = NULL;
+    pm_config_t *cfg = pm_config_load_string (text, "test.conf", &err);
+    free (text);
+    if (!cfg) {
+        fprintf (stderr, "config: %s\n", err);
+        abort ();
+    }
+    pm_daemon_t *d = pm_daemon_new (spec, cfg, loop);
+    if (!d)
+        abort ();
+    return d;
+}
+
+char *
+pmt_kv (pm_daemon_t *d, const char *key)
+{
+    pm_txn_t t;
+    MDB_val v;
+    char *out = NULL;
+    if (pm_txn_begin_read (&t, pm_daemon_store (d)) != PM_OK)
+        return NULL;
+    if (pm_txn_get (&t, KV, key, strlen (key), &v) == PM_OK)
+        out = strndup (v.mv_data, v.mv_size);
+    pm_txn_abort (&t);
+    return out;
+}
+
+Pm__V1__Request *
+pmt_req (const char *id, const char *method, const char *actor)
+{
+    Pm__V1__Request *r = calloc (1, sizeof *r);
+    pm__v1__request__init (r);
+    r->id = strdup (id);
+    r->method = strdup (method);
+    r->actor = strdup (actor);
+    return r;
+}
+
+void
+pmt_req_free (Pm__V1__Request *r)
+{
+    pm__v1__request__free_unpacked (r, NULL);
+}

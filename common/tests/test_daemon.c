@@ -1,1 +1,251 @@
-int main (void) { return 0; }
+/* Group commit, without sockets: pm_daemon_apply runs one batch exactly as the
+ * loop would (one write transaction, replies after the commit). */
+#include "support.h"
+#include "pm/err.h"
+
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char *dir;
+    struct ev_loop *loop;
+    pm_daemon_t *d;
+} fx_t;
+
+static int
+s_setup (void **state)
+{
+    fx_t *f = calloc (1, sizeof *f);
+    f->dir = pmt_tmpdir ();
+    f->loop = ev_loop_new (0);
+    f->d = pmt_daemon (&pmt_pub_spec, f->dir, "", f->loop);
+    *state = f;
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    fx_t *f = *state;
+    pm_daemon_destroy (&f->d);
+    ev_loop_destroy (f->loop);
+    pmt_rmdir (f->dir);
+    free (f);
+    return 0;
+}
+
+/* Applies n requests made by mk(i) in one batch; returns the items (caller frees). */
+static pm_batch_item_t *
+s_batch (pm_daemon_t *d, Pm__V1__Request **reqs, size_t n, int *rc)
+{
+    pm_batch_item_t *items = calloc (n, sizeof *items);
+    for (size_t i = 0; i < n; i++)
+        items[i].req = reqs[i];
+    *rc = pm_daemon_apply (d, items, n);
+    return items;
+}
+
+static uint64_t
+s_outbox_count (pm_daemon_t *d)
+{
+    return pm_store_count (pm_daemon_store (d), PM_DB_OUTBOX);
+}
+
+static void
+test_batch_applies_all_in_one_commit (void **state)
+{
+    fx_t *f = *state;
+    Pm__V1__Request *reqs[200];
+    char id[32], actor[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf (id, sizeof id, "r%03d", i);
+        snprintf (actor, sizeof actor, "k%03d", i);
+        reqs[i] = pmt_req (id, "test.put", actor);
+    }
+    int rc;
+    pm_batch_item_t *items = s_batch (f->d, reqs, 200, &rc);
+    assert_int_equal (rc, PM_OK);
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal (items[i].reply->status, PM__V1__STATUS__OK);
+        assert_string_equal (items[i].reply->id, reqs[i]->id);
+    }
+    /* one event per command, seqs 1..200 without gaps */
+    assert_int_equal (pm_daemon_last_seq (f->d), 200);
+    assert_int_equal (s_outbox_count (f->d), 200);
+    char *v = pmt_kv (f->d, "k123");
+    assert_string_equal (v, "r123");
+    free (v);
+    /* all 200 went through one commit */
+    pm_metric_t *m = pm_metric (pm_daemon_metrics (f->d), PM_HISTOGRAM, "pm_batch_messages", NULL, NULL);
+    assert_int_equal (pm_metric_count (m), 1);
+    assert_true (pm_metric_quantile (m, 1.0) >= 200);
+    for (int i = 0; i < 200; i++)
+        pmt_req_free (reqs[i]);
+    free (items);
+}
+
+static void
+test_repeated_id_is_applied_once (void **state)
+{
+    fx_t *f = *state;
+    Pm__V1__Request *a = pmt_req ("same-id", "test.put", "once");
+    Pm__V1__Request *b = pmt_req ("same-id", "test.put", "twice"); /* same id, other body */
+    Pm__V1__Request *reqs[] = { a, b };
+    int rc;
+    pm_batch_item_t *items = s_batch (f->d, reqs, 2, &rc); /* both in one batch */
+    assert_int_equal (rc, PM_OK);
+    assert_string_equal (items[1].reply->message, items[0].reply->message);
+    free (items);
+    items = s_batch (f->d, reqs, 1, &rc); /* and again in a later batch */
+    assert_string_equal (items[0].reply->message, "put once");
+    free (items);
+    char *twice = pmt_kv (f->d, "twice");
+    assert_null (twice);
+    assert_int_equal (s_outbox_count (f->d), 1);
+    pmt_req_free (a);
+    pmt_req_free (b);
+}
+
+static void
+test_failed_command_rolls_back_alone (void **state)
+{
+    fx_t *f = *state;
+    Pm__V1__Request *reqs[] = {
+        pmt_req ("1", "test.put", "before"),
+        pmt_req ("2", "test.failw", "half"), /* writes, emits, then fails */
+        pmt_req ("3", "test.fail", "refused"),
+        pmt_req ("4", "test.put", "after"),
+    };
+    int rc;
+    pm_batch_item_t *items = s_batch (f->d, reqs, 4, &rc);
+    assert_int_equal (rc, PM_OK);
+    assert_int_equal (items[0].reply->status, PM__V1__STATUS__OK);
+    assert_int_equal (items[1].reply->status, PM__V1__STATUS__CONFLICT);
+    assert_non_null (strstr (items[1].reply->message, "changed my mind"));
+    assert_int_equal (items[2].reply->status, PM__V1__STATUS__INVALID);
+    assert_int_equal (items[3].reply->status, PM__V1__STATUS__OK);
+    free (items);
+    char *half = pmt_kv (f->d, "half"), *before = pmt_kv (f->d, "before"), *after = pmt_kv (f->d, "after");
+    assert_null (half);
+    assert_non_null (before);
+    assert_non_null (after);
+    free (before);
+    free (after);
+    /* the failed command's event is gone and the seqs stay contiguous */
+    assert_int_equal (pm_daemon_last_seq (f->d), 2);
+    assert_int_equal (s_outbox_count (f->d), 2);
+    for (int i = 0; i < 4; i++)
+        pmt_req_free (reqs[i]);
+}
+
+static void
+test_bad_requests_change_nothing (void **state)
+{
+    fx_t *f = *state;
+    Pm__V1__Request *reqs[] = {
+        pmt_req ("a", "no.such.method", "x"),
+        pmt_req ("", "test.put", "no-id"),
+        pmt_req ("c", "ops.metrics", "x"),
+    };
+    /* a body that does not belong to the method */
+    Pm__V1__OpsPingRequest ping = PM__V1__OPS_PING_REQUEST__INIT;
+    pm_body_set (&reqs[2]->base, "ops.ping", &ping.base);
+    int rc;
+    pm_batch_item_t *items = s_batch (f->d, reqs, 3, &rc);
+    assert_int_equal (items[0].reply->status, PM__V1__STATUS__INVALID);
+    assert_non_null (strstr (items[0].reply->message, "no.such.method"));
+    assert_non_null (strstr (items[0].reply->message, "test.put")); /* lists what it answers */
+    assert_int_equal (items[1].reply->status, PM__V1__STATUS__INVALID);
+    assert_non_null (strstr (items[1].reply->message, "idempotency key"));
+    assert_int_equal (items[2].reply->status, PM__V1__STATUS__INVALID);
+    assert_non_null (strstr (items[2].reply->message, "ops_metrics"));
+    free (items);
+    reqs[2]->ops_ping = NULL; /* stack body: do not free it */
+    reqs[2]->body_case = PM__V1__REQUEST__BODY__NOT_SET;
+    assert_int_equal (s_outbox_count (f->d), 0);
+    assert_int_equal (pm_store_count (pm_daemon_store (f->d), PM_DB_IDEM), 0);
+    for (int i = 0; i < 3; i++)
+        pmt_req_free (reqs[i]);
+}
+
+static void
+test_map_grows_when_full (void **state)
+{
+    fx_t *f = *state; /* map_size_mb = 1 */
+    size_t before = pm_store_map_size (pm_daemon_store (f->d));
+    enum { N = 150 }; /* 150 x 16 KiB = 2.4 MiB > 1 MiB */
+    Pm__V1__Request *reqs[N];
+    char id[32];
+    for (int i = 0; i < N; i++) {
+        snprintf (id, sizeof id, "big%03d", i);
+        reqs[i] = pmt_req (id, "test.big", id);
+    }
+    int rc;
+    pm_batch_item_t *items = s_batch (f->d, reqs, N, &rc);
+    assert_int_equal (rc, PM_OK);
+    for (int i = 0; i < N; i++)
+        assert_int_equal (items[i].reply->status, PM__V1__STATUS__OK);
+    free (items);
+    assert_true (pm_store_map_size (pm_daemon_store (f->d)) > before);
+    char *v = pmt_kv (f->d, "big149");
+    assert_non_null (v);
+    assert_int_equal (strlen (v), 16384);
+    free (v);
+    pm_metric_t *m = pm_metric (pm_daemon_metrics (f->d), PM_COUNTER, "pm_map_grow_total", NULL, NULL);
+    assert_true (pm_metric_value (m) >= 1);
+    for (int i = 0; i < N; i++)
+        pmt_req_free (reqs[i]);
+}
+
+static void
+test_state_survives_restart (void **state)
+{
+    fx_t *f = *state;
+    Pm__V1__Request *a = pmt_req ("keep", "test.put", "k");
+    Pm__V1__Request *reqs[] = { a };
+    int rc;
+    free (s_batch (f->d, reqs, 1, &rc));
+    pm_daemon_destroy (&f->d);
+    f->d = pmt_daemon (&pmt_pub_spec, f->dir, "", f->loop);
+    assert_int_equal (pm_daemon_last_seq (f->d), 1);
+    pm_batch_item_t *items = s_batch (f->d, reqs, 1, &rc); /* a retry after the restart */
+    assert_string_equal (items[0].reply->message, "put k");
+    free (items);
+    assert_int_equal (pm_daemon_last_seq (f->d), 1);
+    Pm__V1__Request *b = pmt_req ("next", "test.put", "k2");
+    reqs[0] = b;
+    free (s_batch (f->d, reqs, 1, &rc));
+    assert_int_equal (pm_daemon_last_seq (f->d), 2); /* seq continues, no reuse */
+    pmt_req_free (a);
+    pmt_req_free (b);
+}
+
+static void
+test_second_instance_refused (void **state)
+{
+    fx_t *f = *state;
+    char *text = pmt_config_text (f->dir, ""), *err = NULL;
+    pm_config_t *cfg = pm_config_load_string (text, "test.conf", &err);
+    free (text);
+    struct ev_loop *loop = ev_loop_new (0);
+    pm_daemon_t *twin = pm_daemon_new (&pmt_pub_spec, cfg, loop);
+    assert_null (twin); /* the data dir is locked by the running one */
+    ev_loop_destroy (loop);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_batch_applies_all_in_one_commit, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_repeated_id_is_applied_once, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_failed_command_rolls_back_alone, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_bad_requests_change_nothing, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_map_grows_when_full, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_state_survives_restart, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_second_instance_refused, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
