@@ -1,1 +1,979 @@
-int main (void) { return 0; }
+/* test_intake - intake's handlers on a real LMDB, through the runtime's group
+ * commit (pm_daemon_apply), without sockets: what an operator importing a
+ * sales list, or a daemon consuming intake's events, would notice. */
+#define _GNU_SOURCE
+#include "support.h"
+
+#include "intake.h"
+#include "pm/err.h"
+#include "pm/log.h"
+
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_MAX_ROWS 32
+
+static const char *const s_columns[] = { "estate_id", "estate_name", "building", "unit",  "floor",
+                                         "area_m2",   "owner_name",  "phone",    "email", "id_number" };
+#define S_NCOLUMNS (sizeof s_columns / sizeof s_columns[0])
+
+typedef struct {
+    char *dir;
+    char *data;
+    char *key_file;
+    struct ev_loop *loop;
+    intake_t app;
+    pm_daemon_t *d;
+    unsigned next_id; /* request ids */
+} s_fixture_t;
+
+/* One import row and the storage for its text. */
+typedef struct {
+    Pm__V1__ImportRow row;
+    char text[10][96];
+} s_row_t;
+
+/* An intake.import request under construction (test-owned memory). */
+typedef struct {
+    Pm__V1__Request req;
+    Pm__V1__IntakeImportRequest body;
+    Pm__V1__ImportRow *rowp[S_MAX_ROWS];
+    s_row_t rows[S_MAX_ROWS];
+    char id[64], batch_id[64], file_name[64];
+} s_import_t;
+
+/* --- resident ID numbers ----------------------------------------------------- */
+
+/* The ISO 7064 MOD 11-2 check character of 17 digits. */
+static char
+s_id_check (const char *digits17)
+{
+    static const int w[17] = { 7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2 };
+    static const char check[] = "10X98765432";
+    int sum = 0;
+    for (int i = 0; i < 17; i++)
+        sum += (digits17[i] - '0') * w[i];
+    return check[sum % 11];
+}
+
+/* A valid 18-character resident ID, distinct per n, into out (>= 19 bytes). */
+static const char *
+s_resident_id (char *out, unsigned n)
+{
+    snprintf (out, 19, "110101199001%05u", n % 100000);
+    out[17] = s_id_check (out);
+    out[18] = '\0';
+    return out;
+}
+
+/* The same, with a wrong check character. */
+static const char *
+s_resident_id_bad (char *out, unsigned n)
+{
+    s_resident_id (out, n);
+    out[17] = out[17] == '0' ? '1' : '0';
+    return out;
+}
+
+/* "1101**********1234" */
+static const char *
+s_masked_id (char *out, const char *id)
+{
+    size_t n = strlen (id);
+    memcpy (out, id, 4);
+    memset (out + 4, '*', n - 8);
+    memcpy (out + n - 4, id + n - 4, 4);
+    out[n] = '\0';
+    return out;
+}
+
+/* --- the daemon -------------------------------------------------------------- */
+
+static void
+s_daemon_start (s_fixture_t *f)
+{
+    char *text = NULL;
+    char *err = NULL;
+    if (asprintf (&text,
+                  "[general]\n"
+                  "manual_clock = true\n"
+                  "[intake]\n"
+                  "command = ipc://%s/i.cmd\n"
+                  "events = ipc://%s/i.pub\n"
+                  "data = %s\n"
+                  "map_size_mb = 8\n",
+                  f->dir, f->dir, f->data)
+        < 0)
+        abort ();
+    pm_config_t *cfg = pm_config_load_string (text, "test.conf", &err);
+    free (text);
+    if (!cfg)
+        fail_msg ("config: %s", err ? err : "?");
+    assert_int_equal (intake_load_key (&f->app, f->key_file), PM_OK);
+    f->d = pm_daemon_new (&intake_spec, cfg, f->loop);
+    assert_non_null (f->d);
+    pm_daemon_set_app (f->d, &f->app);
+}
+
+static void
+s_daemon_stop (s_fixture_t *f)
+{
+    pm_daemon_destroy (&f->d);
+    assert_null (f->d);
+}
+
+static int
+s_setup (void **state)
+{
+    s_fixture_t *f = calloc (1, sizeof *f);
+    if (!f)
+        return -1;
+    f->dir = pmt_tmpdir ();
+    if (asprintf (&f->data, "%s/intake", f->dir) < 0 || asprintf (&f->key_file, "%s/k.key", f->dir) < 0)
+        return -1;
+    f->loop = ev_loop_new (0);
+    if (!f->loop)
+        return -1;
+    *state = f;
+    s_daemon_start (f);
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_fixture_t *f = *state;
+    pm_daemon_destroy (&f->d);
+    ev_loop_destroy (f->loop);
+    free (f->data);
+    free (f->key_file);
+    pmt_rmdir (f->dir);
+    free (f);
+    return 0;
+}
+
+/* --- requests ---------------------------------------------------------------- */
+
+static s_import_t *
+s_import_new (s_fixture_t *f, const char *batch_id, const char *file_name)
+{
+    s_import_t *m = calloc (1, sizeof *m);
+    assert_non_null (m);
+    pm__v1__request__init (&m->req);
+    pm__v1__intake_import_request__init (&m->body);
+    snprintf (m->id, sizeof m->id, "req-%u", ++f->next_id);
+    snprintf (m->batch_id, sizeof m->batch_id, "%s", batch_id);
+    snprintf (m->file_name, sizeof m->file_name, "%s", file_name);
+    m->req.id = m->id;
+    m->req.method = "intake.import";
+    m->req.actor = "test";
+    m->body.batch_id = m->batch_id;
+    m->body.file_name = m->file_name;
+    m->body.chunk_no = 1;
+    m->body.columns = (char **) s_columns;
+    m->body.n_columns = S_NCOLUMNS;
+    m->body.rows = m->rowp;
+    assert_int_equal (pm_body_set (&m->req.base, "intake.import", &m->body.base), PM_OK);
+    return m;
+}
+
+/* Gives the request a new id (a new request with the same rows). */
+static void
+s_import_new_id (s_fixture_t *f, s_import_t *m)
+{
+    snprintf (m->id, sizeof m->id, "req-%u", ++f->next_id);
+}
+
+/* Adds a row: the ten columns in file order. */
+static Pm__V1__ImportRow *
+s_import_row (s_import_t *m, uint32_t line, const char *estate_id, const char *estate_name, const char *building,
+              const char *unit, const char *floor, const char *area_m2, const char *owner_name, const char *phone,
+              const char *email, const char *id_number)
+{
+    assert_true (m->body.n_rows < S_MAX_ROWS);
+    s_row_t *r = &m->rows[m->body.n_rows];
+    m->rowp[m->body.n_rows++] = &r->row;
+    pm__v1__import_row__init (&r->row);
+    const char *v[10] = { estate_id, estate_name, building, unit, floor, area_m2, owner_name, phone, email, id_number };
+    char **dst[10] = { &r->row.estate_id, &r->row.estate_name, &r->row.building, &r->row.unit,
+                       &r->row.floor,     &r->row.area_m2,     &r->row.owner_name, &r->row.phone,
+                       &r->row.email,     &r->row.id_number };
+    for (int i = 0; i < 10; i++) {
+        snprintf (r->text[i], sizeof r->text[i], "%s", v[i] ? v[i] : "");
+        *dst[i] = r->text[i];
+    }
+    r->row.line = line;
+    return &r->row;
+}
+
+/* Row i (0-based) of a standard estate E01 list: unit 1-0101, 1-0102, ... */
+static Pm__V1__ImportRow *
+s_import_std_row (s_import_t *m, unsigned i)
+{
+    char unit[16], floor[8], owner[32], phone[16], email[48], id[19];
+    snprintf (unit, sizeof unit, "0%u%02u", 1 + i / 4, 1 + i % 4);
+    snprintf (floor, sizeof floor, "%u", 1 + i / 4);
+    snprintf (owner, sizeof owner, "Owner %u", i);
+    snprintf (phone, sizeof phone, "138%08u", 10000000 + i);
+    snprintf (email, sizeof email, "owner%u@example.com", i);
+    return s_import_row (m, 2 + i, "E01", "Riverside Gardens", "1", unit, floor, "89.50", owner, phone, email,
+                         s_resident_id (id, 1000 + i));
+}
+
+static void
+s_import_free (s_import_t **m)
+{
+    free (*m);
+    *m = NULL;
+}
+
+/* Applies one request as its own batch; the reply is valid until the next call. */
+static Pm__V1__Reply *
+s_apply (s_fixture_t *f, Pm__V1__Request *req)
+{
+    pm_batch_item_t item = { req, NULL, NULL };
+    assert_int_equal (pm_daemon_apply (f->d, &item, 1), PM_OK);
+    assert_non_null (item.reply);
+    return item.reply;
+}
+
+/* Applies an import that must be answered OK; returns its reply body. */
+static Pm__V1__IntakeImportReply *
+s_import_ok (s_fixture_t *f, s_import_t *m)
+{
+    Pm__V1__Reply *r = s_apply (f, &m->req);
+    if (r->status != PM__V1__STATUS__OK)
+        fail_msg ("intake.import %s: %s: %s", m->id, pm_status_name (r->status), r->message);
+    assert_string_equal (r->id, m->id);
+    assert_int_equal (r->body_case, PM__V1__REPLY__BODY_INTAKE_IMPORT);
+    assert_non_null (r->intake_import);
+    return r->intake_import;
+}
+
+/* intake.unit.get (a READ route); the reply is valid until the next apply. */
+static Pm__V1__Reply *
+s_unit_get (s_fixture_t *f, const char *unit_id)
+{
+    Pm__V1__Request req = PM__V1__REQUEST__INIT;
+    Pm__V1__IntakeUnitGetRequest body = PM__V1__INTAKE_UNIT_GET_REQUEST__INIT;
+    body.unit_id = (char *) unit_id;
+    req.id = "read-unit";
+    req.method = "intake.unit.get";
+    assert_int_equal (pm_body_set (&req.base, "intake.unit.get", &body.base), PM_OK);
+    return s_apply (f, &req);
+}
+
+static Pm__V1__Unit *
+s_unit_ok (s_fixture_t *f, const char *unit_id, Pm__V1__IntakeUnitGetReply **body)
+{
+    Pm__V1__Reply *r = s_unit_get (f, unit_id);
+    if (r->status != PM__V1__STATUS__OK)
+        fail_msg ("intake.unit.get %s: %s: %s", unit_id, pm_status_name (r->status), r->message);
+    assert_int_equal (r->body_case, PM__V1__REPLY__BODY_INTAKE_UNIT_GET);
+    assert_non_null (r->intake_unit_get->unit);
+    if (body)
+        *body = r->intake_unit_get;
+    return r->intake_unit_get->unit;
+}
+
+static Pm__V1__Reply *
+s_estate_get (s_fixture_t *f, const char *estate_id)
+{
+    Pm__V1__Request req = PM__V1__REQUEST__INIT;
+    Pm__V1__IntakeEstateGetRequest body = PM__V1__INTAKE_ESTATE_GET_REQUEST__INIT;
+    body.estate_id = (char *) estate_id;
+    req.id = "read-estate";
+    req.method = "intake.estate.get";
+    assert_int_equal (pm_body_set (&req.base, "intake.estate.get", &body.base), PM_OK);
+    return s_apply (f, &req);
+}
+
+/* The "import_rejections" queue from ops.queues (valid until the next apply). */
+static Pm__V1__Queue *
+s_rejections_queue (s_fixture_t *f)
+{
+    Pm__V1__Request req = PM__V1__REQUEST__INIT;
+    Pm__V1__OpsQueuesRequest body = PM__V1__OPS_QUEUES_REQUEST__INIT;
+    body.limit = 100;
+    req.id = "read-queues";
+    req.method = "ops.queues";
+    assert_int_equal (pm_body_set (&req.base, "ops.queues", &body.base), PM_OK);
+    Pm__V1__Reply *r = s_apply (f, &req);
+    if (r->status != PM__V1__STATUS__OK)
+        fail_msg ("ops.queues: %s: %s", pm_status_name (r->status), r->message);
+    assert_int_equal (r->body_case, PM__V1__REPLY__BODY_OPS_QUEUES);
+    for (size_t i = 0; i < r->ops_queues->n_queues; i++)
+        if (strcmp (r->ops_queues->queues[i]->name, "import_rejections") == 0)
+            return r->ops_queues->queues[i];
+    fail_msg ("ops.queues has no import_rejections queue");
+    return NULL;
+}
+
+static const Pm__V1__QueueItem *
+s_queue_item (const Pm__V1__Queue *q, const char *key)
+{
+    for (size_t i = 0; i < q->n_items; i++)
+        if (strcmp (q->items[i]->key, key) == 0)
+            return q->items[i];
+    return NULL;
+}
+
+/* Packs a reply into malloc'd memory (to compare it after the next apply). */
+static uint8_t *
+s_pack_reply (const Pm__V1__Reply *r, size_t *len)
+{
+    *len = pm__v1__reply__get_packed_size (r);
+    uint8_t *buf = malloc (*len ? *len : 1);
+    assert_non_null (buf);
+    pm__v1__reply__pack (r, buf);
+    return buf;
+}
+
+/* --- reading the store ----------------------------------------------------------- */
+
+static size_t
+s_count (s_fixture_t *f, int table)
+{
+    return pm_store_count (pm_daemon_store (f->d), table);
+}
+
+/* The committed event of seq (unpacked, caller frees), or NULL. */
+static Pm__V1__Event *
+s_outbox_event (s_fixture_t *f, uint64_t seq, uint8_t **raw, size_t *raw_len)
+{
+    pm_txn_t t;
+    MDB_val v;
+    unsigned char key[8];
+    Pm__V1__Event *ev = NULL;
+    pm_u64_be (seq, key);
+    assert_int_equal (pm_txn_begin_read (&t, pm_daemon_store (f->d)), PM_OK);
+    if (pm_txn_get (&t, PM_DB_OUTBOX, key, sizeof key, &v) == PM_OK) {
+        ev = pm__v1__event__unpack (NULL, v.mv_size, v.mv_data);
+        assert_non_null (ev);
+        if (raw) {
+            *raw = malloc (v.mv_size ? v.mv_size : 1);
+            assert_non_null (*raw);
+            memcpy (*raw, v.mv_data, v.mv_size);
+            *raw_len = v.mv_size;
+        }
+    }
+    pm_txn_abort (&t);
+    return ev;
+}
+
+/* Whether needle occurs in any value of table. */
+static bool
+s_table_contains (s_fixture_t *f, int table, const char *needle)
+{
+    pm_txn_t t;
+    MDB_cursor *c;
+    MDB_val k, v;
+    bool found = false;
+    size_t nl = strlen (needle);
+    pm_store_t *s = pm_daemon_store (f->d);
+    assert_int_equal (pm_txn_begin_read (&t, s), PM_OK);
+    assert_int_equal (mdb_cursor_open (t.txn, pm_store_dbi (s, table), &c), 0);
+    int rc = mdb_cursor_get (c, &k, &v, MDB_FIRST);
+    while (rc == 0 && !found) {
+        found = memmem (v.mv_data, v.mv_size, needle, nl) || memmem (k.mv_data, k.mv_size, needle, nl);
+        rc = mdb_cursor_get (c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close (c);
+    pm_txn_abort (&t);
+    return found;
+}
+
+static const Pm__V1__Owner *
+s_owner (const Pm__V1__Unit *u, const char *name)
+{
+    for (size_t i = 0; i < u->n_owners; i++)
+        if (strcmp (u->owners[i]->name, name) == 0)
+            return u->owners[i];
+    return NULL;
+}
+
+static const Pm__V1__RowRejection *
+s_rejection (const Pm__V1__IntakeImportReply *r, uint32_t line)
+{
+    for (size_t i = 0; i < r->n_rejections; i++)
+        if (r->rejections[i]->line == line)
+            return r->rejections[i];
+    return NULL;
+}
+
+/* A chunk with rows 2..4 valid (units 0101, 0102, 0103) plus, when bad is
+ * set, line 5 with area_m2 "abc" (unit 0104) and line 6 with an empty
+ * owner_name (unit 0201). */
+static s_import_t *
+s_import_mixed (s_fixture_t *f, const char *file_name, bool bad)
+{
+    char id[19];
+    s_import_t *m = s_import_new (f, "import:mixed", file_name);
+    for (unsigned i = 0; i < 3; i++)
+        s_import_std_row (m, i);
+    if (bad) {
+        s_import_row (m, 5, "E01", "Riverside Gardens", "1", "0104", "1", "abc", "Owner 3", "13810000003",
+                      "owner3@example.com", s_resident_id (id, 1003));
+        s_import_row (m, 6, "E01", "Riverside Gardens", "2", "0201", "2", "75.5", "", "13810000004",
+                      "owner4@example.com", s_resident_id (id, 1004));
+    }
+    else {
+        s_import_row (m, 5, "E01", "Riverside Gardens", "1", "0104", "1", "92.00", "Owner 3", "13810000003",
+                      "owner3@example.com", s_resident_id (id, 1003));
+        s_import_row (m, 6, "E01", "Riverside Gardens", "2", "0201", "2", "75.5", "Owner 4", "13810000004",
+                      "owner4@example.com", s_resident_id (id, 1004));
+    }
+    return m;
+}
+
+/* --- tests ----------------------------------------------------------------------- */
+
+static void
+test_valid_rows_create_units (void **state)
+{
+    s_fixture_t *f = *state;
+    char id[19];
+    s_import_t *m = s_import_new (f, "import:abc123", "sales.csv");
+    s_import_row (m, 2, "E01", "Riverside Gardens", "1", "0101", "1", "89.50", "Zhang Wei", "13812345678",
+                  "zhang@example.com", s_resident_id (id, 1));
+    s_import_row (m, 3, "E01", "Riverside Gardens", "1", "1201", "12", "120", "Li Na", "+86 138-1234-0000", "",
+                  s_resident_id (id, 2));
+    s_import_row (m, 4, "E01", "Riverside Gardens", "B2", "0003", "-1", "7.5", "Wang Fang", "02012345678",
+                  "wang@example.com", "E12345678");
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->created, 3);
+    assert_int_equal (r->updated, 0);
+    assert_int_equal (r->unchanged, 0);
+    assert_int_equal (r->rejected, 0);
+    assert_int_equal (r->n_rejections, 0);
+    s_import_free (&m);
+
+    Pm__V1__IntakeUnitGetReply *body;
+    Pm__V1__Unit *u = s_unit_ok (f, "E01/1-0101", &body);
+    assert_string_equal (u->unit_id, "E01/1-0101");
+    assert_string_equal (u->estate_id, "E01");
+    assert_string_equal (u->estate_name, "Riverside Gardens");
+    assert_string_equal (u->building, "1");
+    assert_string_equal (u->unit, "0101");
+    assert_int_equal (u->floor, 1);
+    assert_int_equal (u->area_cm2, 8950);
+    assert_int_equal (u->n_owners, 1);
+    assert_string_equal (u->owners[0]->name, "Zhang Wei");
+    assert_string_equal (u->owners[0]->phone, "13812345678");
+    assert_string_equal (u->owners[0]->email, "zhang@example.com");
+    assert_int_equal (body->n_id_numbers_masked, 1);
+    assert_true (body->registered_ms > 0);
+
+    u = s_unit_ok (f, "E01/1-1201", NULL);
+    assert_int_equal (u->floor, 12);
+    assert_int_equal (u->area_cm2, 12000);
+    assert_string_equal (u->owners[0]->name, "Li Na");
+    assert_string_equal (u->owners[0]->email, "");
+
+    u = s_unit_ok (f, "E01/B2-0003", NULL);
+    assert_int_equal (u->floor, -1);
+    assert_int_equal (u->area_cm2, 750);
+
+    /* an id that was not imported */
+    Pm__V1__Reply *rep = s_unit_get (f, "E01/1-0102");
+    assert_int_equal (rep->status, PM__V1__STATUS__NOT_FOUND);
+    assert_non_null (strstr (rep->message, "E01/1-0102"));
+    assert_int_equal (s_count (f, INTAKE_UNITS), 3);
+}
+
+static void
+test_each_new_unit_emits_one_event (void **state)
+{
+    s_fixture_t *f = *state;
+    const unsigned n = 5;
+    char ids[5][19];
+    s_import_t *m = s_import_new (f, "import:batch-7", "sales.csv");
+    for (unsigned i = 0; i < n; i++) {
+        s_import_std_row (m, i);
+        snprintf (ids[i], sizeof ids[i], "%s", m->rows[i].row.id_number);
+    }
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->created, n);
+    assert_int_equal (s_count (f, PM_DB_OUTBOX), n);
+    assert_true (pm_daemon_last_seq (f->d) == n);
+
+    for (unsigned seq = 1; seq <= n; seq++) {
+        uint8_t *raw = NULL;
+        size_t raw_len = 0;
+        Pm__V1__Event *ev = s_outbox_event (f, seq, &raw, &raw_len);
+        if (!ev)
+            fail_msg ("no event at seq %u", seq);
+        assert_string_equal (ev->type, "intake.unit.registered");
+        assert_string_equal (ev->source, "intake");
+        assert_true (ev->seq == seq);
+        char want_id[32];
+        snprintf (want_id, sizeof want_id, "intake:%u", seq);
+        assert_string_equal (ev->id, want_id);
+        assert_string_equal (ev->estate_id, "E01");
+        assert_string_equal (ev->correlation_id, "import:batch-7");
+        assert_int_equal (ev->payload_case, PM__V1__EVENT__PAYLOAD_UNIT);
+        const Pm__V1__Unit *u = ev->unit;
+        assert_non_null (u);
+        assert_string_equal (ev->unit_id, u->unit_id);
+        /* events come in row order */
+        const Pm__V1__ImportRow *row = m->rowp[seq - 1];
+        char unit_id[64];
+        snprintf (unit_id, sizeof unit_id, "E01/1-%s", row->unit);
+        assert_string_equal (u->unit_id, unit_id);
+        assert_int_equal (u->area_cm2, 8950);
+        assert_int_equal (u->n_owners, 1);
+        assert_string_equal (u->owners[0]->name, row->owner_name);
+        assert_string_equal (u->owners[0]->phone, row->phone);
+        assert_string_equal (u->owners[0]->email, row->email);
+        /* no ID number anywhere in what other daemons receive */
+        for (unsigned i = 0; i < n; i++)
+            if (memmem (raw, raw_len, ids[i], strlen (ids[i])))
+                fail_msg ("event %u carries the ID number %s", seq, ids[i]);
+        pm__v1__event__free_unpacked (ev, NULL);
+        free (raw);
+    }
+    assert_null (s_outbox_event (f, n + 1, NULL, NULL));
+    s_import_free (&m);
+}
+
+static void
+test_id_number_sealed_and_shown_masked (void **state)
+{
+    s_fixture_t *f = *state;
+    char id1[19], id2[19], masked[19];
+    s_resident_id (id1, 4321);
+    s_resident_id (id2, 8765);
+    s_import_t *m = s_import_new (f, "import:ids", "ids.csv");
+    s_import_row (m, 2, "E01", "Riverside Gardens", "1", "0101", "1", "89.50", "Zhang Wei", "13812345678",
+                  "zhang@example.com", id1);
+    s_import_row (m, 3, "E01", "Riverside Gardens", "1", "0101", "1", "89.50", "Zhang Min", "13812345679", "",
+                  id2);
+    /* a rejected row that carries an ID number too (phone is wrong) */
+    s_import_row (m, 4, "E01", "Riverside Gardens", "1", "0102", "1", "89.50", "Zhao Lei", "12", "", id2);
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->created, 1);
+    assert_int_equal (r->updated, 1);
+    assert_int_equal (r->rejected, 1);
+    s_import_free (&m);
+
+    /* not in plaintext in the units table, nor anywhere else intake stores */
+    static const int tables[] = { INTAKE_UNITS, INTAKE_ESTATES, INTAKE_REJECTS, PM_DB_OUTBOX, PM_DB_IDEM,
+                                  PM_DB_META };
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        if (s_table_contains (f, tables[i], id1))
+            fail_msg ("table %d holds the ID number %s in plaintext", tables[i], id1);
+        if (s_table_contains (f, tables[i], id2))
+            fail_msg ("table %d holds the ID number %s in plaintext", tables[i], id2);
+    }
+    assert_true (s_table_contains (f, INTAKE_UNITS, "Zhang Wei")); /* the scan does see values */
+
+    Pm__V1__IntakeUnitGetReply *body;
+    Pm__V1__Unit *u = s_unit_ok (f, "E01/1-0101", &body);
+    assert_int_equal (u->n_owners, 2);
+    assert_int_equal (body->n_id_numbers_masked, 2);
+    assert_string_equal (body->id_numbers_masked[0], s_masked_id (masked, id1));
+    assert_string_equal (body->id_numbers_masked[1], s_masked_id (masked, id2));
+    /* the "1101**********1234" form: first 4 and last 4 kept */
+    assert_int_equal (strlen (body->id_numbers_masked[0]), 18);
+    assert_int_equal (strncmp (body->id_numbers_masked[0], "1101**********", 14), 0);
+    assert_memory_equal (body->id_numbers_masked[0] + 14, id1 + 14, 4);
+}
+
+static void
+test_reimport_changes_nothing (void **state)
+{
+    s_fixture_t *f = *state;
+    const unsigned n = 6;
+    s_import_t *m = s_import_new (f, "import:same", "sales.csv");
+    for (unsigned i = 0; i < n; i++)
+        s_import_std_row (m, i);
+    assert_int_equal (s_import_ok (f, m)->created, n);
+    size_t events = s_count (f, PM_DB_OUTBOX);
+    assert_int_equal (events, n);
+
+    s_import_new_id (f, m);
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->created, 0);
+    assert_int_equal (r->updated, 0);
+    assert_int_equal (r->unchanged, n);
+    assert_int_equal (r->rejected, 0);
+    assert_int_equal (s_count (f, PM_DB_OUTBOX), events);
+    assert_true (pm_daemon_last_seq (f->d) == n);
+    assert_int_equal (s_count (f, INTAKE_UNITS), n);
+
+    Pm__V1__Reply *e = s_estate_get (f, "E01");
+    assert_int_equal (e->status, PM__V1__STATUS__OK);
+    assert_int_equal (e->intake_estate_get->units, n);
+    assert_int_equal (e->intake_estate_get->owners, n);
+    s_import_free (&m);
+}
+
+static void
+test_retried_request_id_gets_stored_reply (void **state)
+{
+    s_fixture_t *f = *state;
+    s_import_t *m = s_import_mixed (f, "retry.csv", true);
+    Pm__V1__Reply *first = s_apply (f, &m->req);
+    assert_int_equal (first->status, PM__V1__STATUS__OK);
+    assert_int_equal (first->intake_import->created, 3);
+    assert_int_equal (first->intake_import->rejected, 2);
+    size_t len1;
+    uint8_t *buf1 = s_pack_reply (first, &len1);
+    size_t events = s_count (f, PM_DB_OUTBOX);
+
+    /* the same id again: the stored reply, not "3 unchanged" */
+    Pm__V1__Reply *again = s_apply (f, &m->req);
+    size_t len2;
+    uint8_t *buf2 = s_pack_reply (again, &len2);
+    assert_int_equal (len1, len2);
+    assert_memory_equal (buf1, buf2, len1);
+    assert_int_equal (again->intake_import->created, 3);
+    assert_int_equal (again->intake_import->unchanged, 0);
+    free (buf2);
+
+    /* and again twice within one batch */
+    pm_batch_item_t items[2] = { { &m->req, NULL, NULL }, { &m->req, NULL, NULL } };
+    assert_int_equal (pm_daemon_apply (f->d, items, 2), PM_OK);
+    for (int i = 0; i < 2; i++) {
+        buf2 = s_pack_reply (items[i].reply, &len2);
+        assert_int_equal (len1, len2);
+        assert_memory_equal (buf1, buf2, len1);
+        free (buf2);
+    }
+    free (buf1);
+
+    /* nothing applied twice */
+    assert_int_equal (s_count (f, PM_DB_OUTBOX), events);
+    assert_int_equal (s_count (f, INTAKE_UNITS), 3);
+    Pm__V1__Reply *e = s_estate_get (f, "E01");
+    assert_int_equal (e->status, PM__V1__STATUS__OK);
+    assert_int_equal (e->intake_estate_get->units, 3);
+    s_import_free (&m);
+}
+
+static void
+test_same_new_id_twice_in_one_batch_applies_once (void **state)
+{
+    s_fixture_t *f = *state;
+    s_import_t *m = s_import_new (f, "import:dup", "dup.csv");
+    s_import_std_row (m, 0);
+    s_import_std_row (m, 1);
+    pm_batch_item_t items[2] = { { &m->req, NULL, NULL }, { &m->req, NULL, NULL } };
+    assert_int_equal (pm_daemon_apply (f->d, items, 2), PM_OK);
+    assert_int_equal (items[0].reply->status, PM__V1__STATUS__OK);
+    assert_int_equal (items[1].reply->status, PM__V1__STATUS__OK);
+    assert_int_equal (items[0].reply->intake_import->created, 2);
+    assert_int_equal (items[1].reply->intake_import->created, 2);
+    assert_int_equal (items[1].reply->intake_import->unchanged, 0);
+    assert_int_equal (s_count (f, PM_DB_OUTBOX), 2);
+    s_import_free (&m);
+}
+
+static void
+test_bad_rows_rejected_with_line_and_column (void **state)
+{
+    s_fixture_t *f = *state;
+    s_import_t *m = s_import_mixed (f, "mixed.csv", true);
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->created, 3);
+    assert_int_equal (r->rejected, 2);
+    assert_int_equal (r->n_rejections, 2);
+
+    const Pm__V1__RowRejection *x = s_rejection (r, 5);
+    assert_non_null (x);
+    assert_string_equal (x->field, "area_m2");
+    assert_int_equal (x->column, 6);
+    assert_string_equal (x->value, "abc");
+    assert_non_null (strstr (x->reason, "not a number"));
+
+    x = s_rejection (r, 6);
+    assert_non_null (x);
+    assert_string_equal (x->field, "owner_name");
+    assert_int_equal (x->column, 7);
+    assert_non_null (strstr (x->reason, "missing"));
+
+    /* the valid rows of the chunk are there, the rejected ones are not */
+    s_unit_ok (f, "E01/1-0101", NULL);
+    s_unit_ok (f, "E01/1-0102", NULL);
+    s_unit_ok (f, "E01/1-0103", NULL);
+    assert_int_equal (s_unit_get (f, "E01/1-0104")->status, PM__V1__STATUS__NOT_FOUND);
+    assert_int_equal (s_unit_get (f, "E01/2-0201")->status, PM__V1__STATUS__NOT_FOUND);
+    assert_int_equal (s_count (f, INTAKE_UNITS), 3);
+    assert_int_equal (s_count (f, PM_DB_OUTBOX), 3);
+    s_import_free (&m);
+}
+
+static void
+test_rejections_queue_until_fixed (void **state)
+{
+    s_fixture_t *f = *state;
+    s_import_t *m = s_import_mixed (f, "sales.csv", true);
+    assert_int_equal (s_import_ok (f, m)->rejected, 2);
+    s_import_free (&m);
+
+    Pm__V1__Queue *q = s_rejections_queue (f);
+    assert_true (q->count == 2);
+    assert_int_equal (q->n_items, 2);
+    const Pm__V1__QueueItem *it = s_queue_item (q, "sales.csv:5");
+    if (!it)
+        fail_msg ("no queue item sales.csv:5 (first: %s)", q->items[0]->key);
+    assert_non_null (strstr (it->detail, "area_m2"));
+    assert_non_null (strstr (it->detail, "abc"));
+    it = s_queue_item (q, "sales.csv:6");
+    assert_non_null (it);
+    assert_non_null (strstr (it->detail, "owner_name"));
+
+    /* another file with the same lines fixed does not clear them */
+    m = s_import_mixed (f, "other.csv", false);
+    s_import_ok (f, m);
+    s_import_free (&m);
+    assert_true (s_rejections_queue (f)->count == 2);
+
+    /* the same file, fixed: both leave the queue and the units are created */
+    m = s_import_mixed (f, "sales.csv", false);
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->rejected, 0);
+    s_import_free (&m);
+    q = s_rejections_queue (f);
+    assert_true (q->count == 0);
+    assert_int_equal (q->n_items, 0);
+    Pm__V1__Unit *u = s_unit_ok (f, "E01/1-0104", NULL);
+    assert_int_equal (u->area_cm2, 9200);
+    u = s_unit_ok (f, "E01/2-0201", NULL);
+    assert_string_equal (u->owners[0]->name, "Owner 4");
+}
+
+static void
+test_changed_phone_updates_owner (void **state)
+{
+    s_fixture_t *f = *state;
+    s_import_t *m = s_import_new (f, "import:v1", "sales.csv");
+    s_import_std_row (m, 0);
+    s_import_std_row (m, 1);
+    assert_int_equal (s_import_ok (f, m)->created, 2);
+    size_t events = s_count (f, PM_DB_OUTBOX);
+
+    /* the same file again, one owner's phone changed */
+    s_import_new_id (f, m);
+    snprintf (m->rows[1].text[7], sizeof m->rows[1].text[7], "13999998888");
+    snprintf (m->batch_id, sizeof m->batch_id, "import:v2");
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->created, 0);
+    assert_int_equal (r->updated, 1);
+    assert_int_equal (r->unchanged, 1);
+    assert_int_equal (s_count (f, PM_DB_OUTBOX), events + 1);
+
+    Pm__V1__Event *ev = s_outbox_event (f, events + 1, NULL, NULL);
+    assert_non_null (ev);
+    assert_string_equal (ev->type, "intake.unit.updated");
+    assert_string_equal (ev->unit_id, "E01/1-0102");
+    assert_string_equal (ev->correlation_id, "import:v2");
+    assert_int_equal (ev->payload_case, PM__V1__EVENT__PAYLOAD_UNIT);
+    assert_int_equal (ev->unit->n_owners, 1);
+    assert_string_equal (ev->unit->owners[0]->phone, "13999998888");
+    pm__v1__event__free_unpacked (ev, NULL);
+
+    Pm__V1__Unit *u = s_unit_ok (f, "E01/1-0102", NULL);
+    assert_int_equal (u->n_owners, 1);
+    assert_string_equal (u->owners[0]->phone, "13999998888");
+    u = s_unit_ok (f, "E01/1-0101", NULL);
+    assert_string_equal (u->owners[0]->phone, "13810000000");
+    Pm__V1__Reply *e = s_estate_get (f, "E01");
+    assert_int_equal (e->intake_estate_get->units, 2);
+    assert_int_equal (e->intake_estate_get->owners, 2);
+    s_import_free (&m);
+}
+
+static void
+test_second_owner_row_adds_co_owner (void **state)
+{
+    s_fixture_t *f = *state;
+    char id[19];
+    s_import_t *m = s_import_new (f, "import:first", "sales.csv");
+    s_import_std_row (m, 0);
+    assert_int_equal (s_import_ok (f, m)->created, 1);
+    s_import_free (&m);
+
+    m = s_import_new (f, "import:second", "co.csv");
+    s_import_row (m, 2, "E01", "Riverside Gardens", "1", "0101", "1", "89.50", "Co Owner", "13700001111",
+                  "co@example.com", s_resident_id (id, 77));
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->created, 0);
+    assert_int_equal (r->updated, 1);
+    s_import_free (&m);
+
+    Pm__V1__IntakeUnitGetReply *body;
+    Pm__V1__Unit *u = s_unit_ok (f, "E01/1-0101", &body);
+    assert_int_equal (u->n_owners, 2);
+    const Pm__V1__Owner *o = s_owner (u, "Owner 0");
+    assert_non_null (o);
+    assert_string_equal (o->phone, "13810000000");
+    o = s_owner (u, "Co Owner");
+    assert_non_null (o);
+    assert_string_equal (o->phone, "13700001111");
+    assert_string_equal (o->email, "co@example.com");
+    assert_int_equal (body->n_id_numbers_masked, 2);
+    char masked[19];
+    assert_string_equal (body->id_numbers_masked[1], s_masked_id (masked, id));
+
+    Pm__V1__Event *ev = s_outbox_event (f, 2, NULL, NULL);
+    assert_non_null (ev);
+    assert_string_equal (ev->type, "intake.unit.updated");
+    assert_int_equal (ev->unit->n_owners, 2);
+    pm__v1__event__free_unpacked (ev, NULL);
+
+    Pm__V1__Reply *e = s_estate_get (f, "E01");
+    assert_int_equal (e->intake_estate_get->units, 1);
+    assert_int_equal (e->intake_estate_get->owners, 2);
+}
+
+static void
+test_invalid_resident_id_rejected (void **state)
+{
+    s_fixture_t *f = *state;
+    char bad[19], good[19];
+    s_resident_id_bad (bad, 555);
+    s_import_t *m = s_import_new (f, "import:badid", "ids.csv");
+    s_import_row (m, 2, "E01", "Riverside Gardens", "1", "0101", "1", "89.50", "Zhang Wei", "13812345678", "",
+                  bad);
+    s_import_row (m, 3, "E01", "Riverside Gardens", "1", "0102", "1", "89.50", "Li Na", "13812345679", "",
+                  s_resident_id (good, 556));
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->created, 1);
+    assert_int_equal (r->rejected, 1);
+    const Pm__V1__RowRejection *x = s_rejection (r, 2);
+    assert_non_null (x);
+    assert_string_equal (x->field, "id_number");
+    assert_int_equal (x->column, 10);
+    assert_non_null (strstr (x->reason, "check character"));
+    /* even a wrong ID number is not shown back in full */
+    assert_null (strstr (x->value, bad));
+    char masked[19];
+    assert_string_equal (x->value, s_masked_id (masked, bad));
+    assert_false (s_table_contains (f, INTAKE_REJECTS, bad));
+    assert_int_equal (s_unit_get (f, "E01/1-0101")->status, PM__V1__STATUS__NOT_FOUND);
+    s_import_free (&m);
+}
+
+static void
+test_estate_get_counts_and_unknown (void **state)
+{
+    s_fixture_t *f = *state;
+    Pm__V1__Reply *e = s_estate_get (f, "E99");
+    assert_int_equal (e->status, PM__V1__STATUS__NOT_FOUND);
+    assert_non_null (strstr (e->message, "E99"));
+
+    s_import_t *m = s_import_new (f, "import:est", "sales.csv");
+    for (unsigned i = 0; i < 4; i++)
+        s_import_std_row (m, i);
+    s_import_ok (f, m);
+    s_import_free (&m);
+
+    e = s_estate_get (f, "E01");
+    assert_int_equal (e->status, PM__V1__STATUS__OK);
+    assert_int_equal (e->body_case, PM__V1__REPLY__BODY_INTAKE_ESTATE_GET);
+    assert_string_equal (e->intake_estate_get->estate_id, "E01");
+    assert_string_equal (e->intake_estate_get->estate_name, "Riverside Gardens");
+    assert_int_equal (e->intake_estate_get->units, 4);
+    assert_int_equal (e->intake_estate_get->owners, 4);
+
+    e = s_estate_get (f, "E99");
+    assert_int_equal (e->status, PM__V1__STATUS__NOT_FOUND);
+    assert_non_null (strstr (e->message, "E99"));
+}
+
+static void
+test_empty_batch_id_is_invalid (void **state)
+{
+    s_fixture_t *f = *state;
+    s_import_t *m = s_import_mixed (f, "sales.csv", true);
+    m->batch_id[0] = '\0';
+    Pm__V1__Reply *r = s_apply (f, &m->req);
+    assert_int_equal (r->status, PM__V1__STATUS__INVALID);
+    assert_non_null (strstr (r->message, "batch_id"));
+    assert_int_equal (s_count (f, INTAKE_UNITS), 0);
+    assert_int_equal (s_count (f, INTAKE_ESTATES), 0);
+    assert_int_equal (s_count (f, INTAKE_REJECTS), 0);
+    assert_int_equal (s_count (f, PM_DB_OUTBOX), 0);
+    assert_true (pm_daemon_last_seq (f->d) == 0);
+    assert_int_equal (s_unit_get (f, "E01/1-0101")->status, PM__V1__STATUS__NOT_FOUND);
+    s_import_free (&m);
+}
+
+static void
+test_state_survives_restart (void **state)
+{
+    s_fixture_t *f = *state;
+    char id[19], masked[19];
+    s_import_t *m = s_import_new (f, "import:before", "sales.csv");
+    for (unsigned i = 0; i < 3; i++)
+        s_import_std_row (m, i);
+    Pm__V1__Reply *first = s_apply (f, &m->req);
+    assert_int_equal (first->status, PM__V1__STATUS__OK);
+    assert_int_equal (first->intake_import->created, 3);
+    size_t len1, len2;
+    uint8_t *buf1 = s_pack_reply (first, &len1);
+
+    s_daemon_stop (f);
+    s_daemon_start (f);
+
+    assert_true (pm_daemon_last_seq (f->d) == 3);
+    Pm__V1__IntakeUnitGetReply *body;
+    Pm__V1__Unit *u = s_unit_ok (f, "E01/1-0102", &body);
+    assert_int_equal (u->area_cm2, 8950);
+    assert_string_equal (u->owners[0]->name, "Owner 1");
+    /* the ID number still unseals with the key file */
+    assert_string_equal (body->id_numbers_masked[0], s_masked_id (masked, s_resident_id (id, 1001)));
+
+    /* a client retrying across the restart gets the stored reply */
+    Pm__V1__Reply *again = s_apply (f, &m->req);
+    uint8_t *buf2 = s_pack_reply (again, &len2);
+    assert_int_equal (len1, len2);
+    assert_memory_equal (buf1, buf2, len1);
+    free (buf1);
+    free (buf2);
+    assert_int_equal (s_count (f, PM_DB_OUTBOX), 3);
+    s_import_free (&m);
+
+    /* new events continue the sequence */
+    m = s_import_new (f, "import:after", "sales.csv");
+    s_import_std_row (m, 3);
+    assert_int_equal (s_import_ok (f, m)->created, 1);
+    s_import_free (&m);
+    assert_int_equal (s_count (f, PM_DB_OUTBOX), 4);
+    Pm__V1__Event *ev = s_outbox_event (f, 4, NULL, NULL);
+    assert_non_null (ev);
+    assert_string_equal (ev->unit_id, "E01/1-0104");
+    pm__v1__event__free_unpacked (ev, NULL);
+    ev = s_outbox_event (f, 1, NULL, NULL);
+    assert_non_null (ev);
+    assert_string_equal (ev->unit_id, "E01/1-0101");
+    pm__v1__event__free_unpacked (ev, NULL);
+    Pm__V1__Reply *e = s_estate_get (f, "E01");
+    assert_int_equal (e->intake_estate_get->units, 4);
+}
+
+int
+main (void)
+{
+    pm_log_init ("test_intake", PM_LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_valid_rows_create_units, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_each_new_unit_emits_one_event, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_id_number_sealed_and_shown_masked, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_reimport_changes_nothing, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_retried_request_id_gets_stored_reply, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_same_new_id_twice_in_one_batch_applies_once, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_bad_rows_rejected_with_line_and_column, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_rejections_queue_until_fixed, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_changed_phone_updates_owner, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_second_owner_row_adds_co_owner, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_invalid_resident_id_rejected, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_estate_get_counts_and_unknown, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_empty_batch_id_is_invalid, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_state_survives_restart, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
