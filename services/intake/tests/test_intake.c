@@ -26,6 +26,7 @@ typedef struct {
     struct ev_loop *loop;
     intake_t app;
     pm_daemon_t *d;
+    int map_mb;       /* [intake] map_size_mb */
     unsigned next_id; /* request ids */
 } s_fixture_t;
 
@@ -103,8 +104,8 @@ s_daemon_start (s_fixture_t *f)
                   "command = ipc://%s/i.cmd\n"
                   "events = ipc://%s/i.pub\n"
                   "data = %s\n"
-                  "map_size_mb = 8\n",
-                  f->dir, f->dir, f->data)
+                  "map_size_mb = %d\n",
+                  f->dir, f->dir, f->data, f->map_mb)
         < 0)
         abort ();
     pm_config_t *cfg = pm_config_load_string (text, "test.conf", &err);
@@ -136,6 +137,7 @@ s_setup (void **state)
     f->loop = ev_loop_new (0);
     if (!f->loop)
         return -1;
+    f->map_mb = 8;
     *state = f;
     s_daemon_start (f);
     return 0;
@@ -955,6 +957,52 @@ test_state_survives_restart (void **state)
     assert_int_equal (e->intake_estate_get->units, 4);
 }
 
+static void
+test_big_batch_grows_the_map_and_commits (void **state)
+{
+    s_fixture_t *f = *state;
+    /* start over with a 1 MiB map that cannot hold the batch below */
+    s_daemon_stop (f);
+    free (f->data);
+    if (asprintf (&f->data, "%s/intake-small", f->dir) < 0)
+        abort ();
+    f->map_mb = 1;
+    s_daemon_start (f);
+    size_t map0 = pm_store_map_size (pm_daemon_store (f->d));
+    assert_int_equal (map0, (size_t) 1 << 20);
+
+    enum { NREQ = 64 };
+    s_import_t *m[NREQ];
+    pm_batch_item_t items[NREQ];
+    for (unsigned r = 0; r < NREQ; r++) {
+        m[r] = s_import_new (f, "import:big", "big.csv");
+        for (unsigned j = 0; j < S_MAX_ROWS; j++)
+            s_import_std_row (m[r], r * S_MAX_ROWS + j);
+        items[r] = (pm_batch_item_t) { &m[r]->req, NULL, NULL };
+    }
+    assert_int_equal (pm_daemon_apply (f->d, items, NREQ), PM_OK);
+    for (unsigned r = 0; r < NREQ; r++) {
+        if (items[r].reply->status != PM__V1__STATUS__OK)
+            fail_msg ("request %u: %s: %s", r, pm_status_name (items[r].reply->status), items[r].reply->message);
+        assert_string_equal (items[r].reply->id, m[r]->id);
+        assert_int_equal (items[r].reply->intake_import->created, S_MAX_ROWS);
+    }
+    const size_t n = (size_t) NREQ * S_MAX_ROWS;
+    assert_true (pm_store_map_size (pm_daemon_store (f->d)) > map0);
+    assert_int_equal (s_count (f, INTAKE_UNITS), n);
+    assert_int_equal (s_count (f, PM_DB_OUTBOX), n);
+    assert_int_equal (s_count (f, PM_DB_IDEM), NREQ);
+    assert_true (pm_daemon_last_seq (f->d) == n);
+    Pm__V1__Event *ev = s_outbox_event (f, n, NULL, NULL);
+    assert_non_null (ev);
+    assert_true (ev->seq == n);
+    pm__v1__event__free_unpacked (ev, NULL);
+    Pm__V1__Reply *e = s_estate_get (f, "E01");
+    assert_int_equal (e->intake_estate_get->units, n);
+    for (unsigned r = 0; r < NREQ; r++)
+        s_import_free (&m[r]);
+}
+
 int
 main (void)
 {
@@ -974,6 +1022,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_estate_get_counts_and_unknown, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_empty_batch_id_is_invalid, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_state_survives_restart, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_big_batch_grows_the_map_and_commits, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
