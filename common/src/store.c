@@ -49,6 +49,16 @@ s_mkdirs (const char *dir)
     return rc;
 }
 
+/* True when dir holds no LMDB environment yet. */
+static bool
+s_fresh (const char *dir)
+{
+    char path[4096];
+    struct stat st;
+    snprintf (path, sizeof path, "%s/data.mdb", dir);
+    return stat (path, &st) != 0;
+}
+
 pm_store_t *
 pm_store_open (const char *dir, size_t map_size, const char *const *domain_tables)
 {
@@ -72,16 +82,25 @@ pm_store_open (const char *dir, size_t map_size, const char *const *domain_table
     }
     if ((rc = mdb_env_create (&s->env)) != 0
         || (rc = mdb_env_set_maxdbs (s->env, PM_MAX_TABLES)) != 0
-        || (rc = mdb_env_set_mapsize (s->env, map_size)) != 0
         || (rc = mdb_env_set_maxreaders (s->env, 126)) != 0
+        || (rc = s_fresh (dir) ? mdb_env_set_mapsize (s->env, map_size) : 0) != 0
         || (rc = mdb_env_open (s->env, dir, MDB_NOTLS, 0640)) != 0) {
         pm_error ("store: cannot open LMDB in %s: %s", dir, mdb_strerror (rc));
         goto fail;
     }
-    /* The map may already be bigger than configured (it grew before a restart). */
+    /* An existing environment is opened without a size: LMDB then keeps the size the environment recorded, so a
+     * map that grew before a restart stays grown; only a smaller one is raised
+     * to the configured size. */
     MDB_envinfo info;
     mdb_env_info (s->env, &info);
-    s->map_size = info.me_mapsize > map_size ? info.me_mapsize : map_size;
+    s->map_size = info.me_mapsize;
+    if (s->map_size < map_size) {
+        if ((rc = mdb_env_set_mapsize (s->env, map_size)) != 0) {
+            pm_error ("store: cannot set the map of %s to %zu bytes: %s", dir, map_size, mdb_strerror (rc));
+            goto fail;
+        }
+        s->map_size = map_size;
+    }
 
     int dead = 0;
     mdb_reader_check (s->env, &dead);
@@ -154,10 +173,10 @@ pm_store_grow (pm_store_t *s)
     size_t want = s->map_size * 2;
     int rc = mdb_env_set_mapsize (s->env, want);
     if (rc != 0) {
-        pm_error ("store: cannot grow the map to %zu MiB: %s", want >> 20, mdb_strerror (rc));
+        pm_error ("store: cannot grow the map to %zu KiB: %s", want >> 10, mdb_strerror (rc));
         return pm_err_from_mdb (rc);
     }
-    pm_info ("store: map grown from %zu to %zu MiB", s->map_size >> 20, want >> 20);
+    pm_info ("store: map grown from %zu to %zu KiB", s->map_size >> 10, want >> 10);
     s->map_size = want;
     return PM_OK;
 }

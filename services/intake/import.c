@@ -154,6 +154,8 @@ s_reject (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__IntakeImportRequest *q, co
     x->reason = (char *) e->reason;
     r->rejections[r->n_rejections++] = x;
     r->rejected++;
+    if (!q->file_name || !*q->file_name)
+        return; /* the queue keeps rejections per file and line: none without a name */
     unsigned char key[300];
     size_t klen = intake_reject_key (key, sizeof key, q->file_name, row->line);
     char *val = pm_arena_printf (ctx->arena, "%s\t%s\t%u\t%s\t%s", q->batch_id, x->field, x->column, x->value,
@@ -206,7 +208,8 @@ s_apply_row (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const Pm__V1__IntakeIm
     if (k == u->n_owners) { /* a new owner (co-owners come as more rows for the unit) */
         Pm__V1__Owner **owners = pm_arena_alloc (ctx->arena, (k + 1) * sizeof *owners);
         ProtobufCBinaryData *sealed = pm_arena_alloc (ctx->arena, (k + 1) * sizeof *sealed);
-        memcpy (owners, u->owners, k * sizeof *owners);
+        if (k)
+            memcpy (owners, u->owners, k * sizeof *owners);
         for (size_t i = 0; i < k && i < rec->n_id_numbers_sealed; i++)
             sealed[i] = rec->id_numbers_sealed[i];
         owners[k] = pm_arena_alloc (ctx->arena, sizeof *owners[k]);
