@@ -1003,6 +1003,28 @@ test_big_batch_grows_the_map_and_commits (void **state)
         s_import_free (&m[r]);
 }
 
+static void
+test_non_utf8_row_rejected (void **state)
+{
+    s_fixture_t *f = *state;
+    char id1[19], id2[19];
+    s_import_t *m = s_import_new (f, "import:gbk", "gbk.csv");
+    /* "\xd5\xc5\xce\xb0" is 张伟 in GBK: a file saved from Excel without UTF-8 */
+    s_import_row (m, 2, "E01", "Riverside Gardens", "1", "0101", "1", "89.50", "\xd5\xc5\xce\xb0", "13812345678",
+                  "", s_resident_id (id1, 601));
+    s_import_row (m, 3, "E01", "Riverside Gardens", "1", "0102", "1", "89.50", "张伟", "13812345679", "",
+                  s_resident_id (id2, 602));
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->created, 1);
+    assert_int_equal (r->rejected, 1);
+    const Pm__V1__RowRejection *x = s_rejection (r, 2);
+    assert_non_null (x);
+    assert_string_equal (x->field, "owner_name");
+    assert_int_equal (x->column, 7);
+    assert_non_null (strstr (x->reason, "UTF-8"));
+    s_import_free (&m);
+}
+
 int
 main (void)
 {
@@ -1019,6 +1041,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_changed_phone_updates_owner, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_second_owner_row_adds_co_owner, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_invalid_resident_id_rejected, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_non_utf8_row_rejected, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_estate_get_counts_and_unknown, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_empty_batch_id_is_invalid, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_state_survives_restart, s_setup, s_teardown),
