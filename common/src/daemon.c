@@ -1515,6 +1515,41 @@ s_builtin_metrics (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_
     return pm_reply (out, PM__V1__STATUS__OK, "%zu metrics", n);
 }
 
+Pm__V1__Queue *
+pm_queue_from_table (pm_ctx_t *ctx, pm_txn_t *txn, Pm__V1__OpsQueuesReply *r, const char *name,
+                     const char *description, int table, uint32_t limit, pm_queue_item_fn fn)
+{
+    Pm__V1__Queue *q = pm_arena_alloc (ctx->arena, sizeof *q);
+    pm__v1__queue__init (q);
+    q->name = (char *) name;
+    q->description = (char *) description;
+    q->count = pm_txn_count (txn, table);
+    q->items = pm_arena_alloc (ctx->arena, (limit + 1) * sizeof *q->items);
+    MDB_cursor *c;
+    MDB_val k, v;
+    if (mdb_cursor_open (txn->txn, pm_store_dbi (ctx->store, table), &c) == 0) {
+        int rc = mdb_cursor_get (c, &k, &v, MDB_FIRST);
+        while (rc == 0 && q->n_items < limit) {
+            Pm__V1__QueueItem *item = pm_arena_alloc (ctx->arena, sizeof *item);
+            pm__v1__queue_item__init (item);
+            fn (ctx, &k, &v, item);
+            q->items[q->n_items++] = item;
+            rc = mdb_cursor_get (c, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close (c);
+    }
+    r->queues[r->n_queues++] = q;
+    return q;
+}
+
+/* dead: "source:seq" -> type \t unit_id \t status \t why */
+static void
+s_dead_item (pm_ctx_t *ctx, const MDB_val *k, const MDB_val *v, Pm__V1__QueueItem *item)
+{
+    item->key = pm_arena_printf (ctx->arena, "%.*s", (int) k->mv_size, (char *) k->mv_data);
+    item->detail = pm_arena_printf (ctx->arena, "%.*s", (int) v->mv_size, (char *) v->mv_data);
+}
+
 static int
 s_builtin_queues (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out)
 {
@@ -1526,30 +1561,11 @@ s_builtin_queues (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_o
     pm__v1__ops_queues_reply__init (r);
     r->daemon = (char *) d->name;
     r->queues = pm_arena_alloc (ctx->arena, 32 * sizeof *r->queues);
-    if (d->nups > 0) {
-        Pm__V1__Queue *q = pm_arena_alloc (ctx->arena, sizeof *q);
-        pm__v1__queue__init (q);
-        q->name = "dead_events";
-        q->description = "events from other daemons that could not be applied: fix the cause, then "
-                         "re-send the fact from its source";
-        q->count = pm_txn_count (txn, PM_DB_DEAD);
-        q->items = pm_arena_alloc (ctx->arena, limit * sizeof *q->items);
-        MDB_cursor *c;
-        MDB_val k, v;
-        if (mdb_cursor_open (txn->txn, pm_store_dbi (d->store, PM_DB_DEAD), &c) == 0) {
-            int rc = mdb_cursor_get (c, &k, &v, MDB_FIRST);
-            while (rc == 0 && q->n_items < limit) {
-                Pm__V1__QueueItem *item = pm_arena_alloc (ctx->arena, sizeof *item);
-                pm__v1__queue_item__init (item);
-                item->key = pm_arena_printf (ctx->arena, "%.*s", (int) k.mv_size, (char *) k.mv_data);
-                item->detail = pm_arena_printf (ctx->arena, "%.*s", (int) v.mv_size, (char *) v.mv_data);
-                q->items[q->n_items++] = item;
-                rc = mdb_cursor_get (c, &k, &v, MDB_NEXT);
-            }
-            mdb_cursor_close (c);
-        }
-        r->queues[r->n_queues++] = q;
-    }
+    if (d->nups > 0)
+        pm_queue_from_table (ctx, txn, r, "dead_events",
+                             "events from other daemons that could not be applied: fix the cause, then "
+                             "re-send the fact from its source",
+                             PM_DB_DEAD, limit, s_dead_item);
     if (d->spec->queues)
         d->spec->queues (ctx, txn, limit, r);
     pm_reply_body (out, &r->base);

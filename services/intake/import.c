@@ -356,35 +356,23 @@ intake_on_unit_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm
     return pm_reply (out, PM__V1__STATUS__OK, "%s: %zu owner(s)", rec->unit->unit_id, rec->unit->n_owners);
 }
 
+/* rejects: file NUL line(u32 BE) -> batch \t field \t column \t value \t reason */
+static void
+s_reject_item (pm_ctx_t *ctx, const MDB_val *k, const MDB_val *v, Pm__V1__QueueItem *item)
+{
+    uint32_t line = 0;
+    size_t flen = intake_reject_key_parse (k->mv_data, k->mv_size, &line);
+    item->key = pm_arena_printf (ctx->arena, "%.*s:%u", (int) flen, (const char *) k->mv_data, line);
+    item->detail = pm_arena_printf (ctx->arena, "%.*s", (int) v->mv_size, (char *) v->mv_data);
+}
+
 void
 intake_queues (pm_ctx_t *ctx, pm_txn_t *txn, uint32_t limit, Pm__V1__OpsQueuesReply *r)
 {
-    Pm__V1__Queue *q = pm_arena_alloc (ctx->arena, sizeof *q);
-    pm__v1__queue__init (q);
-    q->name = "import_rejections";
-    q->description = "import rows rejected and not yet fixed: correct the file and import it again "
-                     "(a row that then passes leaves this queue)";
-    q->count = pm_txn_count (txn, INTAKE_REJECTS);
-    q->items = pm_arena_alloc (ctx->arena, limit * sizeof *q->items);
-    MDB_cursor *c;
-    MDB_val k, v;
-    if (mdb_cursor_open (txn->txn, pm_store_dbi (ctx->store, INTAKE_REJECTS), &c) == 0) {
-        int rc = mdb_cursor_get (c, &k, &v, MDB_FIRST);
-        while (rc == 0 && q->n_items < limit) {
-            const char *file = k.mv_data;
-            size_t flen = strnlen (file, k.mv_size);
-            const unsigned char *l = (const unsigned char *) k.mv_data + flen + 1;
-            uint32_t line = flen + 5 <= k.mv_size ? ((uint32_t) l[0] << 24 | (uint32_t) l[1] << 16 | (uint32_t) l[2] << 8 | l[3]) : 0;
-            Pm__V1__QueueItem *it = pm_arena_alloc (ctx->arena, sizeof *it);
-            pm__v1__queue_item__init (it);
-            it->key = pm_arena_printf (ctx->arena, "%.*s:%u", (int) flen, file, line);
-            it->detail = pm_arena_printf (ctx->arena, "%.*s", (int) v.mv_size, (char *) v.mv_data);
-            q->items[q->n_items++] = it;
-            rc = mdb_cursor_get (c, &k, &v, MDB_NEXT);
-        }
-        mdb_cursor_close (c);
-    }
-    r->queues[r->n_queues++] = q;
+    pm_queue_from_table (ctx, txn, r, "import_rejections",
+                         "import rows rejected and not yet fixed: correct the file and import it again "
+                         "(a row that then passes leaves this queue)",
+                         INTAKE_REJECTS, limit, s_reject_item);
 }
 
 void

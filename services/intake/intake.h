@@ -28,6 +28,8 @@ int intake_load_key (intake_t *in, const char *path);
 int intake_unit_key (char *buf, size_t size, const char *estate_id, const char *building, const char *unit);
 /* rejects key: file name, NUL, line as u32 BE. Returns the key length. */
 size_t intake_reject_key (unsigned char *buf, size_t size, const char *file, uint32_t line);
+/* The reverse: sets *line and returns the file name's length. */
+size_t intake_reject_key_parse (const void *key, size_t klen, uint32_t *line);
 
 /* rows.c: validation of one import row, shared by the handler and its tests. */
 typedef struct {

@@ -29,3 +29,12 @@ intake_reject_key (unsigned char *buf, size_t size, const char *file, uint32_t l
     buf[n + 4] = (unsigned char) line;
     return n + 5;
 }
+
+size_t
+intake_reject_key_parse (const void *key, size_t klen, uint32_t *line)
+{
+    const unsigned char *k = key;
+    size_t n = strnlen (key, klen);
+    *line = n + 5 <= klen ? (uint32_t) k[n + 1] << 24 | (uint32_t) k[n + 2] << 16 | (uint32_t) k[n + 3] << 8 | k[n + 4] : 0;
+    return n;
+}

@@ -134,6 +134,13 @@ void pm_reply_body (pm_out_t *out, ProtobufCMessage *body);
  * correlation_id defaults to the request's id. */
 int pm_emit (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, Pm__V1__Event *ev);
 
+/* Turns one table entry into a queue item (strings from ctx->arena). */
+typedef void (*pm_queue_item_fn) (pm_ctx_t *ctx, const MDB_val *key, const MDB_val *val, Pm__V1__QueueItem *item);
+/* Appends to r a queue whose count is the number of entries in table and whose
+ * items are its first `limit` entries, made by fn. Returns the queue (arena). */
+Pm__V1__Queue *pm_queue_from_table (pm_ctx_t *ctx, pm_txn_t *txn, Pm__V1__OpsQueuesReply *r, const char *name,
+                                    const char *description, int table, uint32_t limit, pm_queue_item_fn fn);
+
 /* --- for tests: the batch without sockets ----------------------------------- */
 
 typedef struct {
