@@ -277,23 +277,6 @@ s_lock (pm_daemon_t *d, const char *dir)
     return PM_OK;
 }
 
-static int
-s_mkdirs (const char *dir)
-{
-    char *p = strdup (dir);
-    if (!p)
-        return PM_ENOMEM;
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') {
-            *s = '\0';
-            mkdir (p, 0750);
-            *s = '/';
-        }
-    int rc = (mkdir (p, 0750) != 0 && errno != EEXIST) ? PM_EIO : PM_OK;
-    free (p);
-    return rc;
-}
-
 static void
 s_route_add (pm_daemon_t *d, const pm_route_t *r)
 {
@@ -352,7 +335,7 @@ pm_daemon_new (const pm_daemon_spec_t *spec, pm_config_t *cfg, struct ev_loop *l
         pm_error ("%s: [%s] data: missing (the LMDB directory)", pm_config_name (cfg), spec->name);
         goto fail;
     }
-    if (s_mkdirs (data) != PM_OK) {
+    if (pm_mkdirs (data) != PM_OK) {
         pm_error ("cannot create %s: %s", data, strerror (errno));
         goto fail;
     }
@@ -450,7 +433,7 @@ s_ipc_dir (const char *endpoint)
     char *slash = p ? strrchr (p, '/') : NULL;
     if (slash && slash != p) {
         *slash = '\0';
-        s_mkdirs (p);
+        pm_mkdirs (p);
     }
     free (p);
 }

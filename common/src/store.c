@@ -28,8 +28,8 @@ struct pm_store {
 
 static const char *s_lib_tables[PM_DB_FIRST_DOMAIN] = { "outbox", "inbox", "idem", "timers", "meta", "dead" };
 
-static int
-s_mkdirs (const char *dir)
+int
+pm_mkdirs (const char *dir)
 {
     char *p = strdup (dir);
     if (!p)
@@ -67,7 +67,7 @@ pm_store_open (const char *dir, size_t map_size, const char *const *domain_table
     int rc;
     if (!s)
         return NULL;
-    if (s_mkdirs (dir) != PM_OK) {
+    if (pm_mkdirs (dir) != PM_OK) {
         pm_error ("store: cannot create %s: %s", dir, strerror (errno));
         goto fail;
     }

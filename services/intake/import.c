@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,10 +40,10 @@ intake_load_key (intake_t *in, const char *path)
         pm_error ("cannot read %s: %s", path, strerror (errno));
         return PM_EIO;
     }
-    char *dir = strdup (path), *slash = strrchr (dir, '/');
+    char *dir = strdup (path), *slash = dir ? strrchr (dir, '/') : NULL;
     if (slash && slash != dir) {
         *slash = '\0';
-        mkdir (dir, 0750);
+        pm_mkdirs (dir);
     }
     free (dir);
     crypto_secretbox_keygen (in->key);
@@ -85,7 +86,7 @@ s_open (pm_ctx_t *ctx, const intake_t *in, ProtobufCBinaryData b)
     return out;
 }
 
-static const char *
+static char *
 s_trim (pm_ctx_t *ctx, const char *s)
 {
     while (*s == ' ' || *s == '\t')
@@ -96,12 +97,40 @@ s_trim (pm_ctx_t *ctx, const char *s)
     return pm_arena_printf (ctx->arena, "%.*s", (int) n, s);
 }
 
+/* The row as it will be checked and stored: every field without surrounding blanks. */
+static const Pm__V1__ImportRow *
+s_trimmed (pm_ctx_t *ctx, const Pm__V1__ImportRow *in)
+{
+    Pm__V1__ImportRow *r = pm_arena_alloc (ctx->arena, sizeof *r);
+    pm__v1__import_row__init (r);
+    r->line = in->line;
+    r->estate_id = s_trim (ctx, in->estate_id);
+    r->estate_name = s_trim (ctx, in->estate_name);
+    r->building = s_trim (ctx, in->building);
+    r->unit = s_trim (ctx, in->unit);
+    r->floor = s_trim (ctx, in->floor);
+    r->area_m2 = s_trim (ctx, in->area_m2);
+    r->owner_name = s_trim (ctx, in->owner_name);
+    r->phone = s_trim (ctx, in->phone);
+    r->email = s_trim (ctx, in->email);
+    r->id_number = s_trim (ctx, in->id_number);
+    return r;
+}
+
 static uint32_t
 s_column (const Pm__V1__IntakeImportRequest *q, const char *field)
 {
-    for (size_t i = 0; i < q->n_columns; i++)
-        if (strcmp (q->columns[i], field) == 0)
+    size_t n = strlen (field);
+    for (size_t i = 0; i < q->n_columns; i++) { /* header names as written: " Area_M2 " is area_m2 */
+        const char *c = q->columns[i];
+        while (*c == ' ' || *c == '\t')
+            c++;
+        size_t m = strlen (c);
+        while (m && (c[m - 1] == ' ' || c[m - 1] == '\t' || c[m - 1] == '\r'))
+            m--;
+        if (m == n && strncasecmp (c, field, n) == 0)
             return (uint32_t) i + 1;
+    }
     return 0;
 }
 
@@ -170,10 +199,9 @@ s_apply_row (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const Pm__V1__IntakeIm
 {
     const intake_t *in = ctx->app;
     char unit_id[256];
-    const char *estate_id = s_trim (ctx, row->estate_id), *building = s_trim (ctx, row->building),
-               *unit = s_trim (ctx, row->unit), *estate_name = s_trim (ctx, row->estate_name),
-               *owner_name = s_trim (ctx, row->owner_name), *phone = s_trim (ctx, row->phone),
-               *email = s_trim (ctx, row->email), *id_number = s_trim (ctx, row->id_number);
+    const char *estate_id = row->estate_id, *building = row->building, *unit = row->unit,
+               *estate_name = row->estate_name, *owner_name = row->owner_name, *phone = row->phone,
+               *email = row->email, *id_number = row->id_number;
     if (intake_unit_key (unit_id, sizeof unit_id, estate_id, building, unit) != PM_OK)
         return PM_EINVAL;
 
@@ -279,7 +307,7 @@ intake_on_import (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_o
     pm__v1__intake_import_reply__init (r);
     r->rejections = pm_arena_alloc (ctx->arena, (q->n_rows + 1) * sizeof *r->rejections);
     for (size_t i = 0; i < q->n_rows; i++) {
-        const Pm__V1__ImportRow *row = q->rows[i];
+        const Pm__V1__ImportRow *row = s_trimmed (ctx, q->rows[i]);
         int64_t area_cm2 = 0;
         int32_t floor = 0;
         intake_row_error_t e;

@@ -71,9 +71,14 @@ class Cluster:
         return r
 
     def pmctl_bg(self, *args):
-        out = open(os.path.join(self.home, "pmctl.out"), "w")
-        return subprocess.Popen([os.path.join(BUILD, "tools/pmctl/pmctl")] + list(args), env=self.env,
-                                stdout=out, stderr=subprocess.STDOUT, text=True)
+        """pmctl in the background; its output goes to the file pmctl.out (see read)."""
+        with open(os.path.join(self.home, "pmctl.out"), "w") as out:
+            return subprocess.Popen([os.path.join(BUILD, "tools/pmctl/pmctl")] + list(args), env=self.env,
+                                    stdout=out, stderr=subprocess.STDOUT, text=True)
+
+    def read(self, name):
+        with open(os.path.join(self.home, name), encoding="utf-8") as f:
+            return f.read()
 
     def metric(self, daemon, name, labels=""):
         """A metric's value from ops.metrics, or None when the daemon does not answer."""

@@ -93,16 +93,20 @@ class Pipeline(unittest.TestCase):
         # intake dies in the middle of the import ...
         poll("the import to be under way", lambda: (self.c.metric("intake", "intake_units") or 0) >= 2000)
         self.c.kill("intake")
+        print("intake killed with the import %s" % ("running" if imp.poll() is None else "finished"),
+              file=sys.stderr)
         # ... and billing dies in the middle of consuming it
+        applied = self.c.metric("billing", "pm_consumer_applied_seq", 'source="intake"')
         self.c.kill("billing")
+        print("billing killed after applying %s events" % applied, file=sys.stderr)
         self.c.start("intake")  # pmctl retries its chunks with the same ids
-        self.assertEqual(imp.wait(timeout=300), 0, open(os.path.join(self.c.home, "pmctl.out")).read())
+        self.assertEqual(imp.wait(timeout=300), 0, self.c.read("pmctl.out"))
         self.c.start("billing")
         poll("billing to catch up", self.caught_up("billing"), deadline_s=120)
         self.c.kill("notify")
         self.c.start("notify")
         poll("notify to catch up", self.caught_up("notify"), deadline_s=120)
-        out = open(os.path.join(self.c.home, "pmctl.out")).read()
+        out = self.c.read("pmctl.out")
         self.assertIn("10000 created", out)  # chunks answered before the crash were not applied twice
         rows = owner_rows(path)
         events = self.last_seq("intake")

@@ -237,8 +237,8 @@ typedef struct {
 /* Sends method to every target (each with its own id and DEALER) and waits
  * until all answered or timeout_ms passed, resending the unanswered ones
  * (same id) every retry_ms. body is borrowed. Targets without an answer keep
- * reply NULL. Returns false if interrupted by a signal. */
-static bool
+ * reply NULL. */
+static void
 s_fan_out (const pmctl_t *ctl, void *zctx, s_target_t *t, size_t n, const char *method,
            ProtobufCMessage *body, int timeout_ms, int retry_ms)
 {
@@ -252,8 +252,7 @@ s_fan_out (const pmctl_t *ctl, void *zctx, s_target_t *t, size_t n, const char *
     }
     zmq_pollitem_t *items = calloc (n ? n : 1, sizeof *items);
     size_t *which = calloc (n ? n : 1, sizeof *which);
-    bool ok = items && which;
-    while (ok) {
+    while (items && which) {
         int64_t now = pm_mono_ms ();
         if (now >= deadline)
             break;
@@ -268,12 +267,8 @@ s_fan_out (const pmctl_t *ctl, void *zctx, s_target_t *t, size_t n, const char *
             break;
         int64_t resend = now + retry_ms < deadline ? now + retry_ms : deadline;
         while (k > 0 && (now = pm_mono_ms ()) < resend) {
-            int rc = zmq_poll (items, (int) k, (long) (resend - now));
-            if (rc < 0) {
-                if (errno == EINTR)
-                    ok = false;
-                break;
-            }
+            if (zmq_poll (items, (int) k, (long) (resend - now)) < 0)
+                break; /* EINTR: resend and go on until the deadline */
             for (size_t j = 0; j < k; j++) {
                 if (!(items[j].revents & ZMQ_POLLIN))
                     continue;
@@ -298,7 +293,6 @@ s_fan_out (const pmctl_t *ctl, void *zctx, s_target_t *t, size_t n, const char *
     }
     free (items);
     free (which);
-    return ok;
 }
 
 /* Releases the targets' connections and replies. */
@@ -348,6 +342,7 @@ s_targets (const pmctl_t *ctl, char **names, size_t nnames, size_t *n, int *code
 
 /* --- endpoints ------------------------------------------------------------------- */
 
+/* `endpoints`: each daemon's command and event endpoints. */
 static int
 s_cmd_endpoints (pmctl_t *ctl, int argc, char **argv)
 {
@@ -416,8 +411,11 @@ s_body_from_json (const ProtobufCFieldDescriptor *f, const char *method, const c
     cJSON *j = cJSON_ParseWithOpts (text ? text : "{}", &end, 1);
     if (!j) {
         size_t at = end && text ? (size_t) (end - text) : 0;
-        fprintf (stderr, "pmctl: bad JSON at offset %zu: near '%.20s'%s\n", at, end ? end : "",
-                 end && *end ? "" : " (ended early: a missing '}' or '\"'?)");
+        if (end && *end)
+            fprintf (stderr, "pmctl: bad JSON at offset %zu: near '%.20s'\n", at, end);
+        else
+            fprintf (stderr, "pmctl: bad JSON: it ends at offset %zu before it is complete (a missing '}', ']' "
+                             "or '\"'?)\n", at);
         return NULL;
     }
     char *err = NULL;
@@ -431,6 +429,7 @@ s_body_from_json (const ProtobufCFieldDescriptor *f, const char *method, const c
     return body;
 }
 
+/* `call DAEMON METHOD [JSON]`: one request, body from JSON through the descriptors. */
 static int
 s_cmd_call (pmctl_t *ctl, int argc, char **argv)
 {
@@ -471,8 +470,12 @@ s_cmd_call (pmctl_t *ctl, int argc, char **argv)
     if (code != PMCTL_OK)
         return code;
     bool ok = r->status == PM__V1__STATUS__OK;
-    if (ctl->json)
-        code = pmctl_print_json (pm_msg_to_json (&r->base), false);
+    if (ctl->json) {
+        cJSON *j = pm_msg_to_json (&r->base);
+        if (j && !cJSON_HasObjectItem (j, "status")) /* proto3 leaves OK (0) out; say it */
+            cJSON_AddStringToObject (j, "status", pm_status_name (r->status));
+        code = pmctl_print_json (j, false);
+    }
     else {
         fprintf (ok ? stdout : stderr, "%s: %s\n", pm_status_name (r->status), r->message);
         ProtobufCMessage *rb = pm_body_get (&r->base, method);
@@ -485,6 +488,7 @@ s_cmd_call (pmctl_t *ctl, int argc, char **argv)
 
 /* --- ping ---------------------------------------------------------------------------- */
 
+/* `ping [DAEMON...] [--wait SECONDS]`: ops.ping to all of them at once. */
 static int
 s_cmd_ping (pmctl_t *ctl, int argc, char **argv)
 {
@@ -582,6 +586,7 @@ s_number (char *buf, size_t size, double v)
         snprintf (buf, size, "%.6g", v);
 }
 
+/* `metrics DAEMON [--prom]`: ops.metrics as aligned lines, Prometheus text or JSON. */
 static int
 s_cmd_metrics (pmctl_t *ctl, int argc, char **argv)
 {
@@ -661,6 +666,7 @@ s_put_detail (const char *s)
     }
 }
 
+/* `queues DAEMON [--limit N]`: ops.queues, each queue with its items. */
 static int
 s_cmd_queues (pmctl_t *ctl, int argc, char **argv)
 {
@@ -734,6 +740,8 @@ s_cmd_queues (pmctl_t *ctl, int argc, char **argv)
 
 /* --- clock ------------------------------------------------------------------------------ */
 
+/* `clock [get | set TIME | advance DURATION]`: ops.clock to every daemon in
+ * the config; the arguments are checked here before anything is sent. */
 static int
 s_cmd_clock (pmctl_t *ctl, int argc, char **argv)
 {

@@ -42,6 +42,9 @@ typedef struct {
     bool rdonly;
 } pm_txn_t;
 
+/* mkdir -p dir (mode 0750). PM_OK, or PM_EIO with errno set. */
+int pm_mkdirs (const char *dir);
+
 /* Opens (creating) the environment in dir with map_size bytes, the library
  * tables and the NULL-terminated list of domain tables; clears stale readers.
  * Returns NULL on failure and logs why. Caller owns. */
