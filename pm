@@ -103,13 +103,7 @@ sample() {
     [ $rc -eq 0 ] || [ $rc -eq 3 ] || die "sample import failed"
     [ $rc -eq 3 ] && say "   (the sample holds two bad rows on purpose: this is what an operator sees)"
     # billing and notify apply intake's events asynchronously: wait for them.
-    local last; last=$(pmctl --json call intake ops.ping | sed -n 's/.*"last_seq": *\([0-9]*\).*/\1/p')
-    for d in billing notify; do
-        for _ in $(seq 1 100); do
-            pmctl --json metrics "$d" | grep -q "\"pm_consumer_applied_seq\".*\"value\": *${last:-0}[,}]" && break
-            sleep 0.1
-        done
-    done
+    pmctl sync --wait 30
     say ""
     say "== what the daemons now hold"
     pmctl call intake intake.estate.get '{"estate_id":"E01"}' | head -1

@@ -32,6 +32,8 @@ pm_body_set (ProtobufCMessage *msg, const char *method, ProtobufCMessage *body)
     const ProtobufCFieldDescriptor *f = pm_method_field (msg->descriptor, method);
     if (!f)
         return PM_ENOTFOUND;
+    if (!body)
+        return PM_OK; /* no body: the daemon treats it as the empty one */
     *(uint32_t *) ((char *) msg + f->quantifier_offset) = f->id;
     *(ProtobufCMessage **) ((char *) msg + f->offset) = body;
     return PM_OK;

@@ -51,6 +51,8 @@ s_usage (FILE *f)
              "  import FILE.csv [--chunk ROWS] [--inflight N]\n"
              "                                    import units and owners into intake\n"
              "                                    (default 500 rows per request, 4 in flight)\n"
+             "  sync [--wait SECONDS]             wait until every daemon has applied every\n"
+             "                                    event committed upstream (default 30 s)\n"
              "\n"
              "options:\n"
              "  -c FILE       config file\n"
@@ -826,6 +828,108 @@ s_cmd_clock (pmctl_t *ctl, int argc, char **argv)
     return code;
 }
 
+/* --- sync ------------------------------------------------------------------------- */
+
+/* The applied seq a consumer reports for source (its metric
+ * pm_consumer_applied_seq{source="..."}), or -1 when it does not consume it. */
+static int64_t
+s_applied_seq (const Pm__V1__Reply *r, const char *source)
+{
+    char labels[128];
+    snprintf (labels, sizeof labels, "source=\"%s\"", source);
+    if (!r || r->body_case != PM__V1__REPLY__BODY_OPS_METRICS)
+        return -1;
+    for (size_t i = 0; i < r->ops_metrics->n_metrics; i++) {
+        const Pm__V1__Metric *m = r->ops_metrics->metrics[i];
+        if (strcmp (m->name, "pm_consumer_applied_seq") == 0 && strcmp (m->labels, labels) == 0)
+            return (int64_t) m->value;
+    }
+    return -1;
+}
+
+/* `sync [--wait SECONDS]`: waits until every daemon has applied every event its
+ * upstreams have committed (projections consistent), e.g. after an import. */
+static int
+s_cmd_sync (pmctl_t *ctl, int argc, char **argv)
+{
+    int64_t wait_s = 30;
+    for (int i = 1; i < argc; i++) {
+        int late = pmctl_late_option (ctl, argc, argv, &i);
+        if (late < 0)
+            return PMCTL_USAGE;
+        if (late)
+            continue;
+        if (strcmp (argv[i], "--wait") == 0 && i + 1 < argc) {
+            if (!pmctl_parse_int ("--wait", argv[++i], 0, 86400, &wait_s))
+                return PMCTL_USAGE;
+            continue;
+        }
+        fprintf (stderr, "pmctl: sync takes [--wait SECONDS], not '%s'\n", argv[i]);
+        return PMCTL_USAGE;
+    }
+    int code = PMCTL_OK;
+    size_t n;
+    s_target_t *ping = s_targets (ctl, NULL, 0, &n, &code);
+    if (!ping)
+        return code;
+    s_target_t *met = s_targets (ctl, NULL, 0, &n, &code);
+    if (!met) {
+        free (ping);
+        return code;
+    }
+    void *zctx = zmq_ctx_new ();
+    int64_t deadline = pm_mono_ms () + wait_s * 1000;
+    char lag[512];
+    for (;;) {
+        s_fan_out (ctl, zctx, ping, n, "ops.ping", NULL, ctl->timeout_ms, ctl->timeout_ms / 2);
+        s_fan_out (ctl, zctx, met, n, "ops.metrics", NULL, ctl->timeout_ms, ctl->timeout_ms / 2);
+        size_t used = 0;
+        bool down = false;
+        lag[0] = '\0';
+        for (size_t i = 0; i < n; i++)
+            down |= !ping[i].reply || !met[i].reply;
+        for (size_t c = 0; c < n && !down; c++)
+            for (size_t u = 0; u < n; u++) {
+                int64_t applied = s_applied_seq (met[c].reply, ping[u].daemon);
+                uint64_t last = ping[u].reply->ops_ping->last_seq;
+                if (applied >= 0 && (uint64_t) applied < last && used < sizeof lag)
+                    used += (size_t) snprintf (lag + used, sizeof lag - used, "%s%s has %s:%lld of %llu",
+                                               used ? ", " : "", met[c].daemon, ping[u].daemon,
+                                               (long long) applied, (unsigned long long) last);
+            }
+        if (!down && !lag[0]) {
+            if (!ctl->json)
+                printf ("in sync: every daemon has applied every committed event\n");
+            else
+                printf ("{\"in_sync\":true}\n");
+            break;
+        }
+        if (pm_mono_ms () >= deadline) {
+            for (size_t i = 0; i < n; i++)
+                if (!ping[i].reply || !met[i].reply)
+                    fprintf (stderr, "pmctl: %s did not answer at %s\n", ping[i].daemon, ping[i].endpoint);
+            if (lag[0])
+                fprintf (stderr, "pmctl: not in sync after %llds: %s\n", (long long) wait_s, lag);
+            code = PMCTL_FAIL;
+            break;
+        }
+        for (size_t i = 0; i < n; i++) { /* ask again */
+            pm_client_destroy (&ping[i].client);
+            pm_client_destroy (&met[i].client);
+            if (ping[i].reply)
+                pm__v1__reply__free_unpacked (ping[i].reply, NULL);
+            if (met[i].reply)
+                pm__v1__reply__free_unpacked (met[i].reply, NULL);
+            ping[i].reply = met[i].reply = NULL;
+        }
+        zmq_poll (NULL, 0, 50); /* polling interval */
+    }
+    s_targets_free (ping, n);
+    s_targets_free (met, n);
+    zmq_ctx_term (zctx);
+    return code;
+}
+
 /* --- main ---------------------------------------------------------------------------------- */
 
 static const struct {
@@ -834,7 +938,7 @@ static const struct {
 } s_commands[] = {
     { "endpoints", s_cmd_endpoints }, { "call", s_cmd_call },     { "ping", s_cmd_ping },
     { "metrics", s_cmd_metrics },     { "queues", s_cmd_queues }, { "clock", s_cmd_clock },
-    { "events", pmctl_events },       { "import", pmctl_import },
+    { "events", pmctl_events },       { "import", pmctl_import }, { "sync", s_cmd_sync },
 };
 
 /* "pmctl:$USER" (the login name if USER is unset). */

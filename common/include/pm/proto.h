@@ -16,7 +16,8 @@ const ProtobufCFieldDescriptor *pm_method_field (const ProtobufCMessageDescripto
 const char *pm_status_name (int status);
 
 /* Sets the body of a Request or Reply: finds method's field, sets the oneof case
- * and the pointer (body borrowed). PM_ENOTFOUND for an unknown method. */
+ * and the pointer (body borrowed; NULL leaves the body unset, which daemons
+ * read as the empty body). PM_ENOTFOUND for an unknown method. */
 int pm_body_set (ProtobufCMessage *msg, const char *method, ProtobufCMessage *body);
 /* The body of a Request or Reply if its case is method's field, else NULL. */
 ProtobufCMessage *pm_body_get (const ProtobufCMessage *msg, const char *method);
