@@ -1270,8 +1270,10 @@ s_commit_batch (pm_daemon_t *d)
                 d->ups[i].applied_n += d->ups[i].batch_n;
                 pm_metric_set (d->ups[i].m_applied, (double) d->ups[i].applied_n);
             }
-            if (d->clock_pending >= 0)
+            if (d->clock_pending >= 0) {
                 pm_clock_set_ms (d->clock, d->clock_pending);
+                d->last_prune_ms = INT64_MIN / 2; /* time jumped: retention is due at the next tick */
+            }
         }
         pm_metric_observe (d->m_batch, (double) d->nitems);
     }

@@ -206,6 +206,42 @@ test_durable_timer_fires_after_restart (void **state)
     assert_int_equal (pm_daemon_last_seq (f->pub), 1); /* the timer's event */
 }
 
+static void
+test_retention_prunes_and_replay_says_so (void **state)
+{
+    fx_t *f = *state;
+    s_put (f, "old", 5);
+    assert_int_equal (pm_store_count (pm_daemon_store (f->pub), PM_DB_IDEM), 5);
+    Pm__V1__Request *adv = pmt_req ("adv31d", "ops.clock", "test");
+    Pm__V1__OpsClockRequest body = PM__V1__OPS_CLOCK_REQUEST__INIT;
+    body.advance_by = "31d"; /* past event_retention_d = 30 and idem_retention_h = 48 */
+    pm_body_set (&adv->base, "ops.clock", &body.base);
+    pm_batch_item_t a = { .req = adv };
+    assert_int_equal (pm_daemon_apply (f->pub, &a, 1), PM_OK);
+    adv->ops_clock = NULL;
+    adv->body_case = PM__V1__REQUEST__BODY__NOT_SET;
+    pmt_req_free (adv);
+    /* the outbox keeps the latest event; the old replies go too */
+    SPIN_UNTIL (f, pm_store_count (pm_daemon_store (f->pub), PM_DB_OUTBOX) == 1);
+    assert_true (pm_store_count (pm_daemon_store (f->pub), PM_DB_IDEM) <= 1);
+    Pm__V1__Request *rp = pmt_req ("rp", "events.replay", "test");
+    Pm__V1__EventsReplayRequest rb = PM__V1__EVENTS_REPLAY_REQUEST__INIT;
+    rb.from_seq = 1;
+    pm_body_set (&rp->base, "events.replay", &rb.base);
+    pm_batch_item_t r = { .req = rp };
+    pm_daemon_apply (f->pub, &r, 1);
+    assert_int_equal (r.reply->status, PM__V1__STATUS__NOT_FOUND);
+    assert_non_null (strstr (r.reply->message, "pruned"));
+    assert_non_null (strstr (r.reply->message, "oldest retained is 5"));
+    rb.from_seq = 5; /* from the oldest retained on, replay works */
+    pm_daemon_apply (f->pub, &r, 1);
+    assert_int_equal (r.reply->status, PM__V1__STATUS__OK);
+    assert_int_equal (r.reply->events_replay->n_events, 1);
+    rp->events_replay = NULL;
+    rp->body_case = PM__V1__REQUEST__BODY__NOT_SET;
+    pmt_req_free (rp);
+}
+
 int
 main (void)
 {
@@ -215,6 +251,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_restarted_subscriber_applies_each_event_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_last_event_is_found_by_heartbeat, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_durable_timer_fires_after_restart, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_retention_prunes_and_replay_says_so, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
