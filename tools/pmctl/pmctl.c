@@ -432,23 +432,36 @@ s_body_from_json (const ProtobufCFieldDescriptor *f, const char *method, const c
 }
 
 /* `call DAEMON METHOD [JSON]`: one request, body from JSON through the descriptors. */
+/* Collects a command's positional arguments (at most max) into pos, taking
+ * global options met on the way. Returns their count, or -1 after printing
+ * "pmctl: USAGE: unexpected 'x'HINT" when there are more. */
+static int
+s_positionals (pmctl_t *ctl, int argc, char **argv, const char **pos, int max, const char *usage,
+               const char *hint)
+{
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        int rc = pmctl_late_option (ctl, argc, argv, &i);
+        if (rc < 0)
+            return -1;
+        if (rc > 0)
+            continue;
+        if (n == max) {
+            fprintf (stderr, "pmctl: %s: unexpected '%s'%s\n", usage, argv[i], hint);
+            return -1;
+        }
+        pos[n++] = argv[i];
+    }
+    return n;
+}
+
 static int
 s_cmd_call (pmctl_t *ctl, int argc, char **argv)
 {
     const char *pos[3] = { NULL, NULL, NULL };
-    int npos = 0;
-    for (int i = 1; i < argc; i++) {
-        int rc = pmctl_late_option (ctl, argc, argv, &i);
-        if (rc < 0)
-            return PMCTL_USAGE;
-        if (rc > 0)
-            continue;
-        if (npos == 3) {
-            fprintf (stderr, "pmctl: call DAEMON METHOD [JSON]: unexpected '%s' (quote the JSON)\n", argv[i]);
-            return PMCTL_USAGE;
-        }
-        pos[npos++] = argv[i];
-    }
+    int npos = s_positionals (ctl, argc, argv, pos, 3, "call DAEMON METHOD [JSON]", " (quote the JSON)");
+    if (npos < 0)
+        return PMCTL_USAGE;
     if (npos < 2) {
         fprintf (stderr, "usage: pmctl call DAEMON METHOD [JSON]\n");
         return PMCTL_USAGE;
@@ -748,19 +761,9 @@ static int
 s_cmd_clock (pmctl_t *ctl, int argc, char **argv)
 {
     const char *pos[2] = { NULL, NULL };
-    int npos = 0;
-    for (int i = 1; i < argc; i++) {
-        int rc = pmctl_late_option (ctl, argc, argv, &i);
-        if (rc < 0)
-            return PMCTL_USAGE;
-        if (rc > 0)
-            continue;
-        if (npos == 2) {
-            fprintf (stderr, "pmctl: clock: unexpected '%s'\n", argv[i]);
-            return PMCTL_USAGE;
-        }
-        pos[npos++] = argv[i];
-    }
+    int npos = s_positionals (ctl, argc, argv, pos, 2, "clock [get | set TIME | advance DURATION]", "");
+    if (npos < 0)
+        return PMCTL_USAGE;
     Pm__V1__OpsClockRequest body = PM__V1__OPS_CLOCK_REQUEST__INIT;
     const char *verb = pos[0] ? pos[0] : "get";
     int64_t ms;
