@@ -609,6 +609,24 @@ s_emitted_push (pm_daemon_t *d, const char *type, void *buf, size_t len)
     d->emitted[d->nemitted++] = (s_emitted_t) { type, buf, len };
 }
 
+/* "source:seq" in arena memory (on the hot path: no printf). */
+static char *
+s_event_id (pm_daemon_t *d, uint64_t seq)
+{
+    char digits[24];
+    int n = 0;
+    do
+        digits[n++] = (char) ('0' + seq % 10);
+    while ((seq /= 10) != 0);
+    size_t len = strlen (d->name);
+    char *id = pm_arena_alloc (d->arena, len + 1 + (size_t) n + 1);
+    memcpy (id, d->name, len);
+    id[len] = ':';
+    for (int i = 0; i < n; i++)
+        id[len + 1 + i] = digits[n - 1 - i];
+    return id;
+}
+
 int
 pm_emit (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, Pm__V1__Event *ev)
 {
@@ -616,7 +634,7 @@ pm_emit (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, Pm__V1__Event *ev)
     uint64_t seq = d->next_seq;
     ev->source = (char *) d->name;
     ev->seq = seq;
-    ev->id = pm_arena_printf (d->arena, "%s:%llu", d->name, (unsigned long long) seq);
+    ev->id = s_event_id (d, seq);
     ev->at_ms = ctx->now_ms;
     if ((!ev->correlation_id || !*ev->correlation_id) && out && out->correlation_id)
         ev->correlation_id = (char *) out->correlation_id;

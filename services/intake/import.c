@@ -25,6 +25,8 @@ intake_load_key (intake_t *in, const char *path)
         pm_error ("libsodium failed to initialise");
         return PM_EIO;
     }
+    randombytes_buf (in->nonce_prefix, sizeof in->nonce_prefix);
+    in->nonce_n = 0;
     int fd = open (path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
         ssize_t n = read (fd, in->key, sizeof in->key);
@@ -59,15 +61,18 @@ intake_load_key (intake_t *in, const char *path)
     return PM_OK;
 }
 
-/* Seals an ID number: nonce || secretbox. */
+/* Seals an ID number: nonce || secretbox. The nonce is a 128-bit random
+ * prefix drawn at start plus a counter: unique for the key without a
+ * getrandom() call per owner (XSalsa20 needs unique nonces, not secret ones). */
 static ProtobufCBinaryData
-s_seal (pm_ctx_t *ctx, const intake_t *in, const char *id)
+s_seal (pm_ctx_t *ctx, intake_t *in, const char *id)
 {
     size_t n = strlen (id);
     ProtobufCBinaryData b;
     b.len = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + n;
     b.data = pm_arena_alloc (ctx->arena, b.len);
-    randombytes_buf (b.data, crypto_secretbox_NONCEBYTES);
+    memcpy (b.data, in->nonce_prefix, sizeof in->nonce_prefix);
+    pm_u64_be (++in->nonce_n, b.data + sizeof in->nonce_prefix);
     crypto_secretbox_easy (b.data + crypto_secretbox_NONCEBYTES, (const unsigned char *) id, n, b.data, in->key);
     return b;
 }
@@ -86,15 +91,20 @@ s_open (pm_ctx_t *ctx, const intake_t *in, ProtobufCBinaryData b)
     return out;
 }
 
+/* s without surrounding blanks: s itself when there are none (the common case). */
 static char *
-s_trim (pm_ctx_t *ctx, const char *s)
+s_trim (pm_ctx_t *ctx, char *s)
 {
     while (*s == ' ' || *s == '\t')
         s++;
-    size_t n = strlen (s);
+    size_t len = strlen (s), n = len;
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
         n--;
-    return pm_arena_printf (ctx->arena, "%.*s", (int) n, s);
+    if (n == len)
+        return s;
+    char *t = pm_arena_alloc (ctx->arena, n + 1);
+    memcpy (t, s, n);
+    return t;
 }
 
 /* The row as it will be checked and stored: every field without surrounding blanks. */
@@ -197,7 +207,7 @@ static int
 s_apply_row (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const Pm__V1__IntakeImportRequest *q,
              const Pm__V1__ImportRow *row, int64_t area_cm2, int32_t floor)
 {
-    const intake_t *in = ctx->app;
+    intake_t *in = ctx->app;
     char unit_id[256];
     const char *estate_id = row->estate_id, *building = row->building, *unit = row->unit,
                *estate_name = row->estate_name, *owner_name = row->owner_name, *phone = row->phone,

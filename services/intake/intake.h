@@ -16,6 +16,8 @@ enum { INTAKE_UNITS = PM_DB_FIRST_DOMAIN, INTAKE_ESTATES, INTAKE_REJECTS };
 
 typedef struct {
     unsigned char key[crypto_secretbox_KEYBYTES]; /* seals ID numbers at rest */
+    unsigned char nonce_prefix[16];               /* random per process start ... */
+    uint64_t nonce_n;                             /* ... then a counter: nonces never repeat */
 } intake_t;
 
 extern const pm_daemon_spec_t intake_spec;
