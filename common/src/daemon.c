@@ -25,6 +25,7 @@
 #include "pm/daemon.h"
 #include "pm/client.h"
 #include "pm/err.h"
+#include "pm/http.h"
 #include "pm/log.h"
 #include "pm/zwatch.h"
 
@@ -135,6 +136,8 @@ struct pm_daemon {
     void *zctx;
     void *router, *pub;
     pm_zwatch_t *wrouter;
+    pm_http_t *http;         /* GET /metrics, when [<daemon>] metrics_http is set */
+    char *metrics_url;
     s_upstream_t ups[PM_MAX_UPSTREAMS];
     int nups;
 
@@ -440,6 +443,7 @@ s_ipc_dir (const char *endpoint)
 
 static void s_router_cb (pm_zwatch_t *w, void *sock, void *arg);
 static void s_upstream_cb (pm_zwatch_t *w, void *sock, void *arg);
+static char *s_prometheus (void *arg);
 
 int
 pm_daemon_subscribe (pm_daemon_t *d, const char *source, const pm_event_route_t *routes)
@@ -521,6 +525,18 @@ pm_daemon_bind (pm_daemon_t *d)
     }
     d->wrouter = pm_zwatch_new (d->loop, d->router, s_router_cb, d);
     pm_info ("%s: commands on %s, events on %s", d->name, command, events);
+    const char *http = pm_config_get (d->cfg, d->name, "metrics_http", "");
+    if (*http) {
+        d->http = pm_http_new (d->loop, http, s_prometheus, d);
+        if (!d->http)
+            return PM_ECONFIG;
+        char host[64] = "127.0.0.1";
+        const char *colon = strrchr (http, ':');
+        if (colon && colon != http && (size_t) (colon - http) < sizeof host && strncmp (http, "0.0.0.0", 7) != 0)
+            snprintf (host, sizeof host, "%.*s", (int) (colon - http), http);
+        if (asprintf (&d->metrics_url, "http://%s:%u/metrics", host, pm_http_port (d->http)) < 0)
+            d->metrics_url = NULL;
+    }
     return PM_OK;
 }
 
@@ -533,6 +549,8 @@ pm_daemon_destroy (pm_daemon_t **p)
     if (d->loop)
         ev_timer_stop (d->loop, &d->tick);
     pm_zwatch_destroy (&d->wrouter);
+    pm_http_destroy (&d->http);
+    free (d->metrics_url);
     for (int i = 0; i < d->nups; i++) {
         pm_zwatch_destroy (&d->ups[i].wsub);
         pm_zwatch_destroy (&d->ups[i].wdealer);
@@ -1406,6 +1424,7 @@ s_builtin_ping (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out
     r->last_seq = d->committed_seq;
     r->now_ms = pm_clock_now_ms (d->clock);
     r->started_ms = d->started_ms;
+    r->metrics_url = d->metrics_url ? d->metrics_url : "";
     pm_reply_body (out, &r->base);
     return pm_reply (out, PM__V1__STATUS__OK, "%s is up", d->name);
 }
@@ -1459,22 +1478,22 @@ s_builtin_replay (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_o
 static void
 s_refresh_gauges (pm_daemon_t *d, pm_ctx_t *ctx, pm_txn_t *txn)
 {
-    pm_gauge (d->metrics, "pm_outbox_last_seq", NULL, (double) d->committed_seq);
-    pm_gauge (d->metrics, "pm_outbox_events", NULL, (double) pm_txn_count (txn, PM_DB_OUTBOX));
-    pm_gauge (d->metrics, "pm_idem_replies", NULL, (double) pm_txn_count (txn, PM_DB_IDEM));
-    pm_gauge (d->metrics, "pm_timers_pending", NULL, (double) pm_txn_count (txn, PM_DB_TIMERS));
-    pm_gauge (d->metrics, "pm_dead_events", NULL, (double) pm_txn_count (txn, PM_DB_DEAD));
-    pm_gauge (d->metrics, "pm_map_size_bytes", NULL, (double) pm_store_map_size (d->store));
+    pm_gauge (d->metrics, "pm_outbox_last_seq", NULL, "Latest committed event seq of this daemon", (double) d->committed_seq);
+    pm_gauge (d->metrics, "pm_outbox_events", NULL, "Events retained for replay", (double) pm_txn_count (txn, PM_DB_OUTBOX));
+    pm_gauge (d->metrics, "pm_idem_replies", NULL, "Replies stored under their request id", (double) pm_txn_count (txn, PM_DB_IDEM));
+    pm_gauge (d->metrics, "pm_timers_pending", NULL, "Durable timers not yet due", (double) pm_txn_count (txn, PM_DB_TIMERS));
+    pm_gauge (d->metrics, "pm_dead_events", NULL, "Consumed events that could not be applied", (double) pm_txn_count (txn, PM_DB_DEAD));
+    pm_gauge (d->metrics, "pm_map_size_bytes", NULL, "LMDB map size", (double) pm_store_map_size (d->store));
     MDB_envinfo info;
     MDB_stat st;
     mdb_env_info (pm_store_env (d->store), &info);
     mdb_env_stat (pm_store_env (d->store), &st);
-    pm_gauge (d->metrics, "pm_map_used_bytes", NULL, (double) (info.me_last_pgno + 1) * st.ms_psize);
+    pm_gauge (d->metrics, "pm_map_used_bytes", NULL, "LMDB pages in use", (double) (info.me_last_pgno + 1) * st.ms_psize);
     for (int i = 0; i < d->nups; i++) {
         s_upstream_t *u = &d->ups[i];
         char labels[96];
         snprintf (labels, sizeof labels, "source=\"%s\"", u->name);
-        pm_gauge (d->metrics, "pm_consumer_applied_seq", labels, (double) u->applied);
+        pm_gauge (d->metrics, "pm_consumer_applied_seq", labels, "Last event seq applied from this source", (double) u->applied);
         pm_metric_set (u->m_lag, u->known_last > u->applied ? (double) (u->known_last - u->applied) : 0);
     }
     if (d->spec->gauges)
@@ -1516,6 +1535,20 @@ s_builtin_metrics (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_
     free (prom);
     pm_reply_body (out, &r->base);
     return pm_reply (out, PM__V1__STATUS__OK, "%zu metrics", n);
+}
+
+/* GET /metrics: the gauges refreshed from a read txn, then the registry as text. */
+static char *
+s_prometheus (void *arg)
+{
+    pm_daemon_t *d = arg;
+    pm_txn_t t;
+    if (pm_txn_begin_read (&t, d->store) != PM_OK)
+        return NULL;
+    pm_ctx_t ctx = { d, d->name, d->store, d->arena, d->metrics, pm_clock_now_ms (d->clock), d->app };
+    s_refresh_gauges (d, &ctx, &t);
+    pm_txn_abort (&t);
+    return pm_metrics_prometheus (d->metrics, d->name);
 }
 
 Pm__V1__Queue *
@@ -1676,6 +1709,8 @@ s_tick_cb (struct ev_loop *loop, ev_timer *w, int revents)
     pm_daemon_t *d = w->data;
     if (d->pub)
         s_heartbeat (d);
+    if (d->http)
+        pm_http_tick (d->http);
     int64_t mono = pm_mono_ms ();
     for (int i = 0; i < d->nups; i++) {
         s_upstream_t *u = &d->ups[i];

@@ -237,9 +237,9 @@ pm_count (pm_metrics_t *m, const char *name, const char *labels, double by)
 }
 
 void
-pm_gauge (pm_metrics_t *m, const char *name, const char *labels, double v)
+pm_gauge (pm_metrics_t *m, const char *name, const char *labels, const char *help, double v)
 {
-    pm_metric_set (pm_metric (m, PM_GAUGE, name, labels, NULL), v);
+    pm_metric_set (pm_metric (m, PM_GAUGE, name, labels, help), v);
 }
 
 pm_metric_t *

@@ -79,7 +79,7 @@ test_gauge (void **state)
     assert_true (pm_metric_value (g) == 3);
     pm_metric_inc (g, -1);
     assert_true (pm_metric_value (g) == 2);
-    pm_gauge (m, "pm_queue_depth", "queue=\"sla\"", 10);
+    pm_gauge (m, "pm_queue_depth", "queue=\"sla\"", "Items waiting", 10);
     assert_true (pm_metric_value (g) == 10);
     assert_int_equal (pm_metric_kind (g), PM_GAUGE);
 }

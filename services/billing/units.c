@@ -49,7 +49,7 @@ billing_on_unit_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, p
 void
 billing_gauges (pm_ctx_t *ctx, pm_txn_t *txn)
 {
-    pm_gauge (ctx->metrics, "billing_units", NULL, (double) pm_txn_count (txn, BILLING_UNITS));
+    pm_gauge (ctx->metrics, "billing_units", NULL, "Units in billing's projection of areas", (double) pm_txn_count (txn, BILLING_UNITS));
 }
 
 static const char *const s_tables[] = { "units", NULL };

@@ -416,9 +416,9 @@ intake_queues (pm_ctx_t *ctx, pm_txn_t *txn, uint32_t limit, Pm__V1__OpsQueuesRe
 void
 intake_gauges (pm_ctx_t *ctx, pm_txn_t *txn)
 {
-    pm_gauge (ctx->metrics, "intake_units", NULL, (double) pm_txn_count (txn, INTAKE_UNITS));
-    pm_gauge (ctx->metrics, "intake_estates", NULL, (double) pm_txn_count (txn, INTAKE_ESTATES));
-    pm_gauge (ctx->metrics, "intake_import_rejections", NULL, (double) pm_txn_count (txn, INTAKE_REJECTS));
+    pm_gauge (ctx->metrics, "intake_units", NULL, "Units registered", (double) pm_txn_count (txn, INTAKE_UNITS));
+    pm_gauge (ctx->metrics, "intake_estates", NULL, "Estates with registered units", (double) pm_txn_count (txn, INTAKE_ESTATES));
+    pm_gauge (ctx->metrics, "intake_import_rejections", NULL, "Rejected import rows not yet fixed", (double) pm_txn_count (txn, INTAKE_REJECTS));
 }
 
 static const char *const s_tables[] = { "units", "estates", "rejects", NULL };

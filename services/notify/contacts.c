@@ -56,8 +56,8 @@ notify_on_contact_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req,
 void
 notify_gauges (pm_ctx_t *ctx, pm_txn_t *txn)
 {
-    pm_gauge (ctx->metrics, "notify_units", NULL, (double) pm_txn_count (txn, NOTIFY_CONTACTS));
-    pm_gauge (ctx->metrics, "notify_contacts", NULL, (double) pm_meta_get_u64 (txn, "owners"));
+    pm_gauge (ctx->metrics, "notify_units", NULL, "Units with contacts", (double) pm_txn_count (txn, NOTIFY_CONTACTS));
+    pm_gauge (ctx->metrics, "notify_contacts", NULL, "Owners who can be reached", (double) pm_meta_get_u64 (txn, "owners"));
 }
 
 static const char *const s_tables[] = { "contacts", NULL };

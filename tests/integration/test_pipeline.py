@@ -153,6 +153,26 @@ class Pipeline(unittest.TestCase):
         self.assertIn("max", r.stderr)
         self.assertEqual(self.last_seq("intake"), 0)
 
+    def test_prometheus_scrape_endpoint(self):
+        import json
+        import urllib.error
+        import urllib.request
+        self.c.env["PM_INTAKE_METRICS_HTTP"] = "127.0.0.1:0"  # any free port; ops.ping says which
+        self.c.start("intake")
+        ping = json.loads(self.c.pmctl("--json", "call", "intake", "ops.ping").stdout)
+        url = ping["ops_ping"]["metrics_url"]
+        self.assertRegex(url, r"^http://127\.0\.0\.1:\d+/metrics$")
+        with urllib.request.urlopen(url, timeout=10) as r:
+            self.assertEqual(r.status, 200)
+            self.assertIn("text/plain", r.headers["Content-Type"])
+            body = r.read().decode()
+        self.assertRegex(body, r'pm_requests_total\{daemon="intake",method="ops.ping",status="OK"\} [1-9]')
+        self.assertIn("# HELP intake_units Units registered", body)
+        self.assertIn('intake_units{daemon="intake"} 0', body)
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(url.replace("/metrics", "/nope"), timeout=10)
+        self.assertEqual(e.exception.code, 404)
+
     def test_clean_shutdown(self):
         self.c.start("intake", "billing")
         self.assertEqual(self.c.kill("intake", signal.SIGTERM), 0)

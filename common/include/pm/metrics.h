@@ -31,7 +31,7 @@ double pm_metric_quantile (const pm_metric_t *x, double q);
 
 /* Shortcuts: find-or-create then act. */
 void pm_count (pm_metrics_t *m, const char *name, const char *labels, double by);
-void pm_gauge (pm_metrics_t *m, const char *name, const char *labels, double v);
+void pm_gauge (pm_metrics_t *m, const char *name, const char *labels, const char *help, double v);
 
 /* Iterates in creation order; returns NULL at the end. */
 pm_metric_t *pm_metrics_at (pm_metrics_t *m, size_t i);
