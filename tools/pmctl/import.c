@@ -1,11 +1,10 @@
 /* import.c - `pmctl import FILE.csv`: a developer's sales list into intake.
  *
  * Two streaming passes. The first hashes the whole file (SHA-256: the batch
- * id is "import:" + its first 16 hex digits, and chunk N of lines A..B goes
- * out with the request id "<batch id>:N:A-B", so a re-run after a crash
- * re-sends the same ids and intake answers the chunks it already applied
- * from its stored replies)
- * and counts the rows, for the progress line. The second parses again and
+ * id, the events' correlation id, is "import:" + its first 16 hex digits;
+ * chunk N of lines A..B goes out with the request id "<batch id>:<run>:N:A-B",
+ * kept across retries within this run, so intake applies each chunk once
+ * however often it is resent) and counts the rows, for the progress line. The second parses again and
  * sends the rows in chunks of --chunk rows, --inflight chunks at once on one
  * DEALER; only the chunks in flight and the one being filled are in memory.
  *
