@@ -478,7 +478,7 @@ pm_daemon_subscribe (pm_daemon_t *d, const char *source, const pm_event_route_t 
     u->m_gaps = pm_metric (d->metrics, PM_COUNTER, "pm_consumer_gaps_total", labels,
                            "Seq gaps seen on the live feed (repaired by replay)");
     u->m_applied = pm_metric (d->metrics, PM_COUNTER, "pm_consumer_applied_total", labels,
-                              "Events applied from this source (durable count)");
+                              "Events consumed from this source, applied or dead-lettered (durable count)");
     u->m_lag = pm_metric (d->metrics, PM_GAUGE, "pm_consumer_lag", labels,
                           "Upstream's latest seq minus our applied seq");
     pm_metric_set (u->m_applied, (double) u->applied_n);

@@ -1,0 +1,512 @@
+/* test_billing - billing's projection of unit areas on a real LMDB, fed with
+ * intake's events through the runtime's group commit (pm_daemon_apply),
+ * without sockets: what an operator reading billing's units, metrics and
+ * queues would notice. */
+#define _GNU_SOURCE
+#include "support.h"
+
+#include "billing.h"
+#include "pm/err.h"
+#include "pm/log.h"
+
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_MAX_OWNERS 4
+
+typedef struct {
+    char *dir;
+    char *data;
+    struct ev_loop *loop;
+    pm_daemon_t *d;
+} s_fixture_t;
+
+/* One intake.unit.* event and the storage for its text (test-owned memory). */
+typedef struct {
+    Pm__V1__Event ev;
+    Pm__V1__Unit unit;
+    Pm__V1__Owner owners[S_MAX_OWNERS];
+    Pm__V1__Owner *ownerp[S_MAX_OWNERS];
+    char id[32];
+    char unit_id[32];
+    char owner_text[S_MAX_OWNERS][3][64];
+} s_event_t;
+
+/* --- the daemon -------------------------------------------------------------- */
+
+static void
+s_daemon_start (s_fixture_t *f)
+{
+    char *text = NULL;
+    char *err = NULL;
+    if (asprintf (&text,
+                  "[general]\n"
+                  "manual_clock = true\n"
+                  "[intake]\n"
+                  "command = ipc://%s/i.cmd\n"
+                  "events = ipc://%s/i.pub\n"
+                  "data = %s/intake\n"
+                  "[billing]\n"
+                  "command = ipc://%s/b.cmd\n"
+                  "events = ipc://%s/b.pub\n"
+                  "data = %s\n"
+                  "map_size_mb = 8\n",
+                  f->dir, f->dir, f->dir, f->dir, f->dir, f->data)
+        < 0)
+        abort ();
+    pm_config_t *cfg = pm_config_load_string (text, "test.conf", &err);
+    free (text);
+    if (!cfg)
+        fail_msg ("config: %s", err ? err : "?");
+    f->d = pm_daemon_new (&billing_spec, cfg, f->loop);
+    assert_non_null (f->d);
+    assert_int_equal (pm_daemon_subscribe (f->d, "intake", billing_intake_events), PM_OK);
+}
+
+static void
+s_daemon_stop (s_fixture_t *f)
+{
+    pm_daemon_destroy (&f->d);
+    assert_null (f->d);
+}
+
+static int
+s_setup (void **state)
+{
+    s_fixture_t *f = calloc (1, sizeof *f);
+    if (!f)
+        return -1;
+    f->dir = pmt_tmpdir ();
+    if (asprintf (&f->data, "%s/billing", f->dir) < 0)
+        return -1;
+    f->loop = ev_loop_new (0);
+    if (!f->loop)
+        return -1;
+    *state = f;
+    s_daemon_start (f);
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_fixture_t *f = *state;
+    pm_daemon_destroy (&f->d);
+    ev_loop_destroy (f->loop);
+    free (f->data);
+    pmt_rmdir (f->dir);
+    free (f);
+    return 0;
+}
+
+/* --- intake's events ------------------------------------------------------------ */
+
+/* An event as intake emits it: source "intake", seq, id "intake:<seq>", type,
+ * unit_id "E01/<unit>" with area_cm2 and no owners yet. */
+static void
+s_event (s_event_t *e, uint64_t seq, const char *type, const char *unit, int64_t area_cm2)
+{
+    memset (e, 0, sizeof *e);
+    pm__v1__event__init (&e->ev);
+    pm__v1__unit__init (&e->unit);
+    snprintf (e->id, sizeof e->id, "intake:%llu", (unsigned long long) seq);
+    snprintf (e->unit_id, sizeof e->unit_id, "E01/%s", unit);
+    e->unit.unit_id = e->unit_id;
+    e->unit.estate_id = "E01";
+    e->unit.estate_name = "Riverside Gardens";
+    e->unit.area_cm2 = area_cm2;
+    e->unit.owners = e->ownerp;
+    e->ev.source = "intake";
+    e->ev.seq = seq;
+    e->ev.id = e->id;
+    e->ev.type = (char *) type;
+    e->ev.at_ms = 1764000000000;
+    e->ev.estate_id = "E01";
+    e->ev.unit_id = e->unit_id;
+    e->ev.correlation_id = "import:test";
+    e->ev.payload_case = PM__V1__EVENT__PAYLOAD_UNIT;
+    e->ev.unit = &e->unit;
+}
+
+static void
+s_event_owner (s_event_t *e, const char *name, const char *phone, const char *email)
+{
+    assert_true (e->unit.n_owners < S_MAX_OWNERS);
+    size_t i = e->unit.n_owners++;
+    Pm__V1__Owner *o = &e->owners[i];
+    pm__v1__owner__init (o);
+    snprintf (e->owner_text[i][0], sizeof e->owner_text[i][0], "%s", name);
+    snprintf (e->owner_text[i][1], sizeof e->owner_text[i][1], "%s", phone);
+    snprintf (e->owner_text[i][2], sizeof e->owner_text[i][2], "%s", email);
+    o->name = e->owner_text[i][0];
+    o->phone = e->owner_text[i][1];
+    o->email = e->owner_text[i][2];
+    e->ownerp[i] = o;
+}
+
+/* A registered event for unit with one owner. */
+static void
+s_registered (s_event_t *e, uint64_t seq, const char *unit, int64_t area_cm2)
+{
+    s_event (e, seq, "intake.unit.registered", unit, area_cm2);
+    s_event_owner (e, "Zhang Wei", "13812345678", "zhang.wei@example.com");
+}
+
+static void
+s_updated (s_event_t *e, uint64_t seq, const char *unit, int64_t area_cm2)
+{
+    s_event (e, seq, "intake.unit.updated", unit, area_cm2);
+    s_event_owner (e, "Zhang Wei", "13812345678", "zhang.wei@example.com");
+}
+
+/* --- applying ---------------------------------------------------------------------- */
+
+/* Applies one event as its own batch; the reply is valid until the next apply. */
+static Pm__V1__Reply *
+s_apply_event (s_fixture_t *f, s_event_t *e)
+{
+    pm_batch_item_t item = { NULL, &e->ev, NULL };
+    assert_int_equal (pm_daemon_apply (f->d, &item, 1), PM_OK);
+    assert_non_null (item.reply);
+    return item.reply;
+}
+
+/* Applies an event that must be applied (reply OK, cursor at its seq). */
+static void
+s_apply_ok (s_fixture_t *f, s_event_t *e)
+{
+    Pm__V1__Reply *r = s_apply_event (f, e);
+    if (r->status != PM__V1__STATUS__OK)
+        fail_msg ("event %s: %s: %s", e->id, pm_status_name (r->status), r->message);
+    if (pm_daemon_applied (f->d, "intake") != e->ev.seq)
+        fail_msg ("event %s: cursor at %llu, expected %llu (reply: %s)", e->id,
+                  (unsigned long long) pm_daemon_applied (f->d, "intake"), (unsigned long long) e->ev.seq,
+                  r->message ? r->message : "");
+}
+
+/* Applies an event that must be turned away by the runtime, leaving the cursor. */
+static void
+s_apply_ignored (s_fixture_t *f, s_event_t *e)
+{
+    uint64_t cursor = pm_daemon_applied (f->d, "intake");
+    Pm__V1__Reply *r = s_apply_event (f, e);
+    assert_non_null (r->message);
+    if (!strstr (r->message, "not applied"))
+        fail_msg ("event %s: expected 'not applied', got %s: %s", e->id, pm_status_name (r->status), r->message);
+    assert_true (pm_daemon_applied (f->d, "intake") == cursor);
+}
+
+static Pm__V1__Reply *
+s_apply_request (s_fixture_t *f, Pm__V1__Request *req)
+{
+    pm_batch_item_t item = { req, NULL, NULL };
+    assert_int_equal (pm_daemon_apply (f->d, &item, 1), PM_OK);
+    assert_non_null (item.reply);
+    return item.reply;
+}
+
+/* billing.unit.get (a READ route); the reply is valid until the next apply. */
+static Pm__V1__Reply *
+s_unit_get (s_fixture_t *f, const char *unit_id)
+{
+    Pm__V1__Request req = PM__V1__REQUEST__INIT;
+    Pm__V1__BillingUnitGetRequest body = PM__V1__BILLING_UNIT_GET_REQUEST__INIT;
+    body.unit_id = (char *) unit_id;
+    req.id = "read-unit";
+    req.method = "billing.unit.get";
+    assert_int_equal (pm_body_set (&req.base, "billing.unit.get", &body.base), PM_OK);
+    return s_apply_request (f, &req);
+}
+
+static Pm__V1__BillingUnitGetReply *
+s_unit_ok (s_fixture_t *f, const char *unit_id)
+{
+    Pm__V1__Reply *r = s_unit_get (f, unit_id);
+    if (r->status != PM__V1__STATUS__OK)
+        fail_msg ("billing.unit.get %s: %s: %s", unit_id, pm_status_name (r->status), r->message);
+    assert_int_equal (r->body_case, PM__V1__REPLY__BODY_BILLING_UNIT_GET);
+    assert_non_null (r->billing_unit_get);
+    return r->billing_unit_get;
+}
+
+/* The value of metric name{labels} from ops.metrics; fails when absent. */
+static double
+s_metric (s_fixture_t *f, const char *name, const char *labels)
+{
+    Pm__V1__Request req = PM__V1__REQUEST__INIT;
+    Pm__V1__OpsMetricsRequest body = PM__V1__OPS_METRICS_REQUEST__INIT;
+    req.id = "read-metrics";
+    req.method = "ops.metrics";
+    assert_int_equal (pm_body_set (&req.base, "ops.metrics", &body.base), PM_OK);
+    Pm__V1__Reply *r = s_apply_request (f, &req);
+    if (r->status != PM__V1__STATUS__OK)
+        fail_msg ("ops.metrics: %s: %s", pm_status_name (r->status), r->message);
+    assert_int_equal (r->body_case, PM__V1__REPLY__BODY_OPS_METRICS);
+    for (size_t i = 0; i < r->ops_metrics->n_metrics; i++) {
+        const Pm__V1__Metric *m = r->ops_metrics->metrics[i];
+        if (strcmp (m->name, name) == 0 && strcmp (m->labels ? m->labels : "", labels) == 0)
+            return m->value;
+    }
+    fail_msg ("ops.metrics has no %s{%s}", name, labels);
+    return -1;
+}
+
+static double
+s_applied_total (s_fixture_t *f)
+{
+    return s_metric (f, "pm_consumer_applied_total", "source=\"intake\"");
+}
+
+/* The "dead_events" queue from ops.queues (valid until the next apply). */
+static Pm__V1__Queue *
+s_dead_queue (s_fixture_t *f)
+{
+    Pm__V1__Request req = PM__V1__REQUEST__INIT;
+    Pm__V1__OpsQueuesRequest body = PM__V1__OPS_QUEUES_REQUEST__INIT;
+    body.limit = 100;
+    req.id = "read-queues";
+    req.method = "ops.queues";
+    assert_int_equal (pm_body_set (&req.base, "ops.queues", &body.base), PM_OK);
+    Pm__V1__Reply *r = s_apply_request (f, &req);
+    if (r->status != PM__V1__STATUS__OK)
+        fail_msg ("ops.queues: %s: %s", pm_status_name (r->status), r->message);
+    assert_int_equal (r->body_case, PM__V1__REPLY__BODY_OPS_QUEUES);
+    for (size_t i = 0; i < r->ops_queues->n_queues; i++)
+        if (strcmp (r->ops_queues->queues[i]->name, "dead_events") == 0)
+            return r->ops_queues->queues[i];
+    fail_msg ("ops.queues has no dead_events queue");
+    return NULL;
+}
+
+static const Pm__V1__QueueItem *
+s_queue_item (const Pm__V1__Queue *q, const char *key)
+{
+    for (size_t i = 0; i < q->n_items; i++)
+        if (strcmp (q->items[i]->key, key) == 0)
+            return q->items[i];
+    return NULL;
+}
+
+/* --- tests ----------------------------------------------------------------------- */
+
+static void
+test_registered_events_build_the_projection (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e1, e2;
+    assert_int_equal (s_metric (f, "billing_units", ""), 0);
+    s_registered (&e1, 1, "1-101", 8950);
+    s_registered (&e2, 2, "1-102", 7550);
+    s_apply_ok (f, &e1);
+    s_apply_ok (f, &e2);
+
+    Pm__V1__BillingUnitGetReply *u = s_unit_ok (f, "E01/1-101");
+    assert_string_equal (u->unit_id, "E01/1-101");
+    assert_string_equal (u->estate_id, "E01");
+    assert_int_equal (u->area_cm2, 8950);
+    assert_string_equal (u->from_event, "intake:1");
+    u = s_unit_ok (f, "E01/1-102");
+    assert_int_equal (u->area_cm2, 7550);
+    assert_string_equal (u->from_event, "intake:2");
+    /* the reply says the area in square metres */
+    Pm__V1__Reply *r = s_unit_get (f, "E01/1-102");
+    assert_non_null (strstr (r->message, "75.50 m2"));
+
+    assert_int_equal (s_metric (f, "billing_units", ""), 2);
+    assert_true (pm_daemon_applied (f->d, "intake") == 2);
+    assert_int_equal (s_applied_total (f), 2);
+}
+
+static void
+test_updated_area_replaces_the_unit (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e;
+    s_registered (&e, 1, "1-101", 8950);
+    s_apply_ok (f, &e);
+    s_updated (&e, 2, "1-101", 9120);
+    s_apply_ok (f, &e);
+
+    Pm__V1__BillingUnitGetReply *u = s_unit_ok (f, "E01/1-101");
+    assert_int_equal (u->area_cm2, 9120);
+    assert_string_equal (u->from_event, "intake:2");
+    assert_int_equal (s_metric (f, "billing_units", ""), 1);
+}
+
+static void
+test_same_event_again_is_not_applied_twice (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e1, e2;
+    s_registered (&e1, 1, "1-101", 8950);
+    s_updated (&e2, 2, "1-101", 9120);
+    s_apply_ok (f, &e1);
+    s_apply_ok (f, &e2);
+    assert_int_equal (s_applied_total (f), 2);
+
+    /* the last one again, then the first one again: were it applied, the
+     * area would go back to 8950 */
+    s_apply_ignored (f, &e2);
+    s_apply_ignored (f, &e1);
+    assert_true (pm_daemon_applied (f->d, "intake") == 2);
+    assert_int_equal (s_applied_total (f), 2);
+    Pm__V1__BillingUnitGetReply *u = s_unit_ok (f, "E01/1-101");
+    assert_int_equal (u->area_cm2, 9120);
+    assert_string_equal (u->from_event, "intake:2");
+    assert_int_equal (s_metric (f, "billing_units", ""), 1);
+}
+
+static void
+test_same_event_twice_in_one_batch_applies_once (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e1, e1b;
+    s_registered (&e1, 1, "1-101", 8950);
+    s_registered (&e1b, 1, "1-101", 8950);
+    pm_batch_item_t items[2] = { { NULL, &e1.ev, NULL }, { NULL, &e1b.ev, NULL } };
+    assert_int_equal (pm_daemon_apply (f->d, items, 2), PM_OK);
+    assert_int_equal (items[0].reply->status, PM__V1__STATUS__OK);
+    assert_non_null (strstr (items[1].reply->message, "not applied"));
+    assert_true (pm_daemon_applied (f->d, "intake") == 1);
+    assert_int_equal (s_applied_total (f), 1);
+    assert_int_equal (s_metric (f, "billing_units", ""), 1);
+}
+
+static void
+test_out_of_order_event_is_not_applied (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e1, e2, e3;
+    s_registered (&e1, 1, "1-101", 8950);
+    s_registered (&e2, 2, "1-102", 7550);
+    s_registered (&e3, 3, "1-103", 10200);
+    s_apply_ok (f, &e1);
+
+    /* seq 3 before seq 2: a gap */
+    s_apply_ignored (f, &e3);
+    assert_true (pm_daemon_applied (f->d, "intake") == 1);
+    assert_int_equal (s_applied_total (f), 1);
+    assert_int_equal (s_unit_get (f, "E01/1-103")->status, PM__V1__STATUS__NOT_FOUND);
+    assert_int_equal (s_metric (f, "billing_units", ""), 1);
+
+    /* once the gap is filled, both apply in order */
+    s_apply_ok (f, &e2);
+    s_apply_ok (f, &e3);
+    assert_int_equal (s_unit_ok (f, "E01/1-103")->area_cm2, 10200);
+    assert_int_equal (s_metric (f, "billing_units", ""), 3);
+    assert_int_equal (s_applied_total (f), 3);
+}
+
+static void
+test_non_positive_area_goes_to_dead_events (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e;
+    assert_int_equal (s_dead_queue (f)->count, 0);
+
+    s_registered (&e, 1, "1-101", 0);
+    Pm__V1__Reply *r = s_apply_event (f, &e);
+    assert_int_equal (r->status, PM__V1__STATUS__INVALID);
+    assert_non_null (strstr (r->message, "E01/1-101"));
+    s_registered (&e, 2, "1-102", -500);
+    r = s_apply_event (f, &e);
+    assert_int_equal (r->status, PM__V1__STATUS__INVALID);
+
+    /* refused by the handler, but consumed: the cursor moved past both */
+    assert_true (pm_daemon_applied (f->d, "intake") == 2);
+    Pm__V1__Queue *q = s_dead_queue (f);
+    assert_int_equal (q->count, 2);
+    const Pm__V1__QueueItem *it = s_queue_item (q, "intake:1");
+    assert_non_null (it);
+    assert_non_null (strstr (it->detail, "E01/1-101"));
+    assert_non_null (strstr (it->detail, "area_cm2"));
+    it = s_queue_item (q, "intake:2");
+    assert_non_null (it);
+    assert_non_null (strstr (it->detail, "E01/1-102"));
+    assert_int_equal (s_metric (f, "pm_events_dead_total", ""), 2);
+    assert_int_equal (s_unit_get (f, "E01/1-101")->status, PM__V1__STATUS__NOT_FOUND);
+    assert_int_equal (s_metric (f, "billing_units", ""), 0);
+
+    /* later events apply: intake corrects the area */
+    s_updated (&e, 3, "1-101", 8950);
+    s_apply_ok (f, &e);
+    Pm__V1__BillingUnitGetReply *u = s_unit_ok (f, "E01/1-101");
+    assert_int_equal (u->area_cm2, 8950);
+    assert_string_equal (u->from_event, "intake:3");
+    assert_int_equal (s_metric (f, "billing_units", ""), 1);
+    /* the dead items stay until someone acts on them */
+    assert_int_equal (s_dead_queue (f)->count, 2);
+}
+
+static void
+test_unknown_unit_is_not_found (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e;
+    s_registered (&e, 1, "1-101", 8950);
+    s_apply_ok (f, &e);
+    Pm__V1__Reply *r = s_unit_get (f, "E01/9-999");
+    assert_int_equal (r->status, PM__V1__STATUS__NOT_FOUND);
+    assert_non_null (strstr (r->message, "E01/9-999"));
+    assert_int_equal (r->body_case, PM__V1__REPLY__BODY__NOT_SET);
+}
+
+static void
+test_empty_unit_id_is_invalid (void **state)
+{
+    s_fixture_t *f = *state;
+    Pm__V1__Reply *r = s_unit_get (f, "");
+    assert_int_equal (r->status, PM__V1__STATUS__INVALID);
+    assert_non_null (strstr (r->message, "unit_id"));
+}
+
+static void
+test_state_survives_restart (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e1, e2, e3;
+    s_registered (&e1, 1, "1-101", 8950);
+    s_registered (&e2, 2, "1-102", 7550);
+    s_registered (&e3, 3, "1-103", 10200);
+    s_apply_ok (f, &e1);
+    s_apply_ok (f, &e2);
+
+    s_daemon_stop (f);
+    s_daemon_start (f);
+
+    assert_true (pm_daemon_applied (f->d, "intake") == 2);
+    assert_int_equal (s_applied_total (f), 2);
+    Pm__V1__BillingUnitGetReply *u = s_unit_ok (f, "E01/1-101");
+    assert_int_equal (u->area_cm2, 8950);
+    assert_string_equal (u->from_event, "intake:1");
+    assert_int_equal (s_metric (f, "billing_units", ""), 2);
+
+    /* the cursor continues: old events are ignored, the next one applies */
+    s_apply_ignored (f, &e2);
+    s_apply_ignored (f, &e1);
+    assert_int_equal (s_applied_total (f), 2);
+    s_apply_ok (f, &e3);
+    assert_int_equal (s_unit_ok (f, "E01/1-103")->area_cm2, 10200);
+    assert_int_equal (s_metric (f, "billing_units", ""), 3);
+    assert_int_equal (s_applied_total (f), 3);
+}
+
+int
+main (void)
+{
+    pm_log_init ("test_billing", PM_LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_registered_events_build_the_projection, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_updated_area_replaces_the_unit, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_same_event_again_is_not_applied_twice, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_same_event_twice_in_one_batch_applies_once, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_out_of_order_event_is_not_applied, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_non_positive_area_goes_to_dead_events, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_unknown_unit_is_not_found, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_empty_unit_id_is_invalid, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_state_survives_restart, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}

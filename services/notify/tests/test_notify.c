@@ -1,0 +1,539 @@
+/* test_notify - notify's projection of owners' contacts on a real LMDB, fed
+ * with intake's events through the runtime's group commit (pm_daemon_apply),
+ * without sockets: what an operator reading notify's contacts and metrics
+ * would notice. */
+#define _GNU_SOURCE
+#include "support.h"
+
+#include "notify.h"
+#include "pm/err.h"
+#include "pm/log.h"
+
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_MAX_OWNERS 4
+
+typedef struct {
+    char *dir;
+    char *data;
+    struct ev_loop *loop;
+    pm_daemon_t *d;
+} s_fixture_t;
+
+/* One intake.unit.* event and the storage for its text (test-owned memory). */
+typedef struct {
+    Pm__V1__Event ev;
+    Pm__V1__Unit unit;
+    Pm__V1__Owner owners[S_MAX_OWNERS];
+    Pm__V1__Owner *ownerp[S_MAX_OWNERS];
+    char id[32];
+    char unit_id[32];
+    char owner_text[S_MAX_OWNERS][3][64];
+} s_event_t;
+
+/* --- the daemon -------------------------------------------------------------- */
+
+static void
+s_daemon_start (s_fixture_t *f)
+{
+    char *text = NULL;
+    char *err = NULL;
+    if (asprintf (&text,
+                  "[general]\n"
+                  "manual_clock = true\n"
+                  "[intake]\n"
+                  "command = ipc://%s/i.cmd\n"
+                  "events = ipc://%s/i.pub\n"
+                  "data = %s/intake\n"
+                  "[notify]\n"
+                  "command = ipc://%s/n.cmd\n"
+                  "events = ipc://%s/n.pub\n"
+                  "data = %s\n"
+                  "map_size_mb = 8\n",
+                  f->dir, f->dir, f->dir, f->dir, f->dir, f->data)
+        < 0)
+        abort ();
+    pm_config_t *cfg = pm_config_load_string (text, "test.conf", &err);
+    free (text);
+    if (!cfg)
+        fail_msg ("config: %s", err ? err : "?");
+    f->d = pm_daemon_new (&notify_spec, cfg, f->loop);
+    assert_non_null (f->d);
+    assert_int_equal (pm_daemon_subscribe (f->d, "intake", notify_intake_events), PM_OK);
+}
+
+static void
+s_daemon_stop (s_fixture_t *f)
+{
+    pm_daemon_destroy (&f->d);
+    assert_null (f->d);
+}
+
+static int
+s_setup (void **state)
+{
+    s_fixture_t *f = calloc (1, sizeof *f);
+    if (!f)
+        return -1;
+    f->dir = pmt_tmpdir ();
+    if (asprintf (&f->data, "%s/notify", f->dir) < 0)
+        return -1;
+    f->loop = ev_loop_new (0);
+    if (!f->loop)
+        return -1;
+    *state = f;
+    s_daemon_start (f);
+    return 0;
+}
+
+static int
+s_teardown (void **state)
+{
+    s_fixture_t *f = *state;
+    pm_daemon_destroy (&f->d);
+    ev_loop_destroy (f->loop);
+    free (f->data);
+    pmt_rmdir (f->dir);
+    free (f);
+    return 0;
+}
+
+/* --- intake's events ------------------------------------------------------------ */
+
+/* An event as intake emits it: source "intake", seq, id "intake:<seq>", type,
+ * unit_id "E01/<unit>" with area_cm2 and no owners yet. */
+static void
+s_event (s_event_t *e, uint64_t seq, const char *type, const char *unit, int64_t area_cm2)
+{
+    memset (e, 0, sizeof *e);
+    pm__v1__event__init (&e->ev);
+    pm__v1__unit__init (&e->unit);
+    snprintf (e->id, sizeof e->id, "intake:%llu", (unsigned long long) seq);
+    snprintf (e->unit_id, sizeof e->unit_id, "E01/%s", unit);
+    e->unit.unit_id = e->unit_id;
+    e->unit.estate_id = "E01";
+    e->unit.estate_name = "Riverside Gardens";
+    e->unit.area_cm2 = area_cm2;
+    e->unit.owners = e->ownerp;
+    e->ev.source = "intake";
+    e->ev.seq = seq;
+    e->ev.id = e->id;
+    e->ev.type = (char *) type;
+    e->ev.at_ms = 1764000000000;
+    e->ev.estate_id = "E01";
+    e->ev.unit_id = e->unit_id;
+    e->ev.correlation_id = "import:test";
+    e->ev.payload_case = PM__V1__EVENT__PAYLOAD_UNIT;
+    e->ev.unit = &e->unit;
+}
+
+static void
+s_event_owner (s_event_t *e, const char *name, const char *phone, const char *email)
+{
+    assert_true (e->unit.n_owners < S_MAX_OWNERS);
+    size_t i = e->unit.n_owners++;
+    Pm__V1__Owner *o = &e->owners[i];
+    pm__v1__owner__init (o);
+    snprintf (e->owner_text[i][0], sizeof e->owner_text[i][0], "%s", name);
+    snprintf (e->owner_text[i][1], sizeof e->owner_text[i][1], "%s", phone);
+    snprintf (e->owner_text[i][2], sizeof e->owner_text[i][2], "%s", email);
+    o->name = e->owner_text[i][0];
+    o->phone = e->owner_text[i][1];
+    o->email = e->owner_text[i][2];
+    e->ownerp[i] = o;
+}
+
+/* A registered event for unit (89.50 m2) without owners: add them with s_event_owner. */
+static void
+s_registered (s_event_t *e, uint64_t seq, const char *unit)
+{
+    s_event (e, seq, "intake.unit.registered", unit, 8950);
+}
+
+static void
+s_updated (s_event_t *e, uint64_t seq, const char *unit)
+{
+    s_event (e, seq, "intake.unit.updated", unit, 8950);
+}
+
+/* The two owners used throughout. */
+static void
+s_owner_zhang (s_event_t *e)
+{
+    s_event_owner (e, "Zhang Wei", "13812345678", "zhang.wei@example.com");
+}
+
+static void
+s_owner_li (s_event_t *e)
+{
+    s_event_owner (e, "Li Na", "13987654321", "li.na@example.com");
+}
+
+/* --- applying ---------------------------------------------------------------------- */
+
+/* Applies one event as its own batch; the reply is valid until the next apply. */
+static Pm__V1__Reply *
+s_apply_event (s_fixture_t *f, s_event_t *e)
+{
+    pm_batch_item_t item = { NULL, &e->ev, NULL };
+    assert_int_equal (pm_daemon_apply (f->d, &item, 1), PM_OK);
+    assert_non_null (item.reply);
+    return item.reply;
+}
+
+/* Applies an event that must be applied (reply OK, cursor at its seq). */
+static void
+s_apply_ok (s_fixture_t *f, s_event_t *e)
+{
+    Pm__V1__Reply *r = s_apply_event (f, e);
+    if (r->status != PM__V1__STATUS__OK)
+        fail_msg ("event %s: %s: %s", e->id, pm_status_name (r->status), r->message);
+    if (pm_daemon_applied (f->d, "intake") != e->ev.seq)
+        fail_msg ("event %s: cursor at %llu, expected %llu (reply: %s)", e->id,
+                  (unsigned long long) pm_daemon_applied (f->d, "intake"), (unsigned long long) e->ev.seq,
+                  r->message ? r->message : "");
+}
+
+/* Applies an event that must be turned away by the runtime, leaving the cursor. */
+static void
+s_apply_ignored (s_fixture_t *f, s_event_t *e)
+{
+    uint64_t cursor = pm_daemon_applied (f->d, "intake");
+    Pm__V1__Reply *r = s_apply_event (f, e);
+    assert_non_null (r->message);
+    if (!strstr (r->message, "not applied"))
+        fail_msg ("event %s: expected 'not applied', got %s: %s", e->id, pm_status_name (r->status), r->message);
+    assert_true (pm_daemon_applied (f->d, "intake") == cursor);
+}
+
+static Pm__V1__Reply *
+s_apply_request (s_fixture_t *f, Pm__V1__Request *req)
+{
+    pm_batch_item_t item = { req, NULL, NULL };
+    assert_int_equal (pm_daemon_apply (f->d, &item, 1), PM_OK);
+    assert_non_null (item.reply);
+    return item.reply;
+}
+
+/* notify.contact.get (a READ route); the reply is valid until the next apply. */
+static Pm__V1__Reply *
+s_contact_get (s_fixture_t *f, const char *unit_id)
+{
+    Pm__V1__Request req = PM__V1__REQUEST__INIT;
+    Pm__V1__NotifyContactGetRequest body = PM__V1__NOTIFY_CONTACT_GET_REQUEST__INIT;
+    body.unit_id = (char *) unit_id;
+    req.id = "read-contact";
+    req.method = "notify.contact.get";
+    assert_int_equal (pm_body_set (&req.base, "notify.contact.get", &body.base), PM_OK);
+    return s_apply_request (f, &req);
+}
+
+static Pm__V1__NotifyContactGetReply *
+s_contact_ok (s_fixture_t *f, const char *unit_id)
+{
+    Pm__V1__Reply *r = s_contact_get (f, unit_id);
+    if (r->status != PM__V1__STATUS__OK)
+        fail_msg ("notify.contact.get %s: %s: %s", unit_id, pm_status_name (r->status), r->message);
+    assert_int_equal (r->body_case, PM__V1__REPLY__BODY_NOTIFY_CONTACT_GET);
+    assert_non_null (r->notify_contact_get);
+    return r->notify_contact_get;
+}
+
+static const Pm__V1__Owner *
+s_owner (const Pm__V1__NotifyContactGetReply *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_owners; i++)
+        if (strcmp (c->owners[i]->name, name) == 0)
+            return c->owners[i];
+    return NULL;
+}
+
+/* The value of metric name{labels} from ops.metrics; fails when absent. */
+static double
+s_metric (s_fixture_t *f, const char *name, const char *labels)
+{
+    Pm__V1__Request req = PM__V1__REQUEST__INIT;
+    Pm__V1__OpsMetricsRequest body = PM__V1__OPS_METRICS_REQUEST__INIT;
+    req.id = "read-metrics";
+    req.method = "ops.metrics";
+    assert_int_equal (pm_body_set (&req.base, "ops.metrics", &body.base), PM_OK);
+    Pm__V1__Reply *r = s_apply_request (f, &req);
+    if (r->status != PM__V1__STATUS__OK)
+        fail_msg ("ops.metrics: %s: %s", pm_status_name (r->status), r->message);
+    assert_int_equal (r->body_case, PM__V1__REPLY__BODY_OPS_METRICS);
+    for (size_t i = 0; i < r->ops_metrics->n_metrics; i++) {
+        const Pm__V1__Metric *m = r->ops_metrics->metrics[i];
+        if (strcmp (m->name, name) == 0 && strcmp (m->labels ? m->labels : "", labels) == 0)
+            return m->value;
+    }
+    fail_msg ("ops.metrics has no %s{%s}", name, labels);
+    return -1;
+}
+
+static double
+s_applied_total (s_fixture_t *f)
+{
+    return s_metric (f, "pm_consumer_applied_total", "source=\"intake\"");
+}
+
+/* notify_units and notify_contacts (total owners) must be units and owners. */
+static void
+s_assert_gauges (s_fixture_t *f, double units, double owners)
+{
+    double u = s_metric (f, "notify_units", "");
+    double o = s_metric (f, "notify_contacts", "");
+    if (u != units || o != owners)
+        fail_msg ("notify_units %.0f, notify_contacts %.0f; expected %.0f and %.0f", u, o, units, owners);
+}
+
+/* --- tests ----------------------------------------------------------------------- */
+
+static void
+test_registered_events_build_contacts (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e1, e2;
+    s_assert_gauges (f, 0, 0);
+    s_registered (&e1, 1, "1-101");
+    s_owner_zhang (&e1);
+    s_registered (&e2, 2, "1-102");
+    s_owner_zhang (&e2);
+    s_owner_li (&e2);
+    s_apply_ok (f, &e1);
+    s_apply_ok (f, &e2);
+
+    Pm__V1__NotifyContactGetReply *c = s_contact_ok (f, "E01/1-101");
+    assert_string_equal (c->unit_id, "E01/1-101");
+    assert_string_equal (c->estate_id, "E01");
+    assert_string_equal (c->from_event, "intake:1");
+    assert_int_equal (c->n_owners, 1);
+    assert_string_equal (c->owners[0]->name, "Zhang Wei");
+    /* the phone comes back in full: reminders are sent to it */
+    assert_string_equal (c->owners[0]->phone, "13812345678");
+    assert_string_equal (c->owners[0]->email, "zhang.wei@example.com");
+
+    c = s_contact_ok (f, "E01/1-102");
+    assert_string_equal (c->from_event, "intake:2");
+    assert_int_equal (c->n_owners, 2);
+    const Pm__V1__Owner *li = s_owner (c, "Li Na");
+    assert_non_null (li);
+    assert_string_equal (li->phone, "13987654321");
+    assert_string_equal (li->email, "li.na@example.com");
+    assert_non_null (s_owner (c, "Zhang Wei"));
+
+    s_assert_gauges (f, 2, 3);
+    assert_true (pm_daemon_applied (f->d, "intake") == 2);
+    assert_int_equal (s_applied_total (f), 2);
+}
+
+static void
+test_added_co_owner_raises_contacts_by_one (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e;
+    s_registered (&e, 1, "1-101");
+    s_owner_zhang (&e);
+    s_apply_ok (f, &e);
+    s_assert_gauges (f, 1, 1);
+
+    s_updated (&e, 2, "1-101");
+    s_owner_zhang (&e);
+    s_owner_li (&e);
+    s_apply_ok (f, &e);
+    s_assert_gauges (f, 1, 2);
+    Pm__V1__NotifyContactGetReply *c = s_contact_ok (f, "E01/1-101");
+    assert_int_equal (c->n_owners, 2);
+    assert_non_null (s_owner (c, "Li Na"));
+    assert_string_equal (c->from_event, "intake:2");
+}
+
+static void
+test_changed_phone_leaves_contacts_unchanged (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e;
+    s_registered (&e, 1, "1-101");
+    s_owner_zhang (&e);
+    s_owner_li (&e);
+    s_apply_ok (f, &e);
+    s_assert_gauges (f, 1, 2);
+
+    s_updated (&e, 2, "1-101");
+    s_owner_zhang (&e);
+    s_event_owner (&e, "Li Na", "13700001111", "li.na@example.com");
+    s_apply_ok (f, &e);
+    s_assert_gauges (f, 1, 2);
+    Pm__V1__NotifyContactGetReply *c = s_contact_ok (f, "E01/1-101");
+    assert_int_equal (c->n_owners, 2);
+    assert_string_equal (s_owner (c, "Li Na")->phone, "13700001111");
+    assert_string_equal (s_owner (c, "Zhang Wei")->phone, "13812345678");
+}
+
+static void
+test_removed_owner_lowers_contacts_by_one (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e1, e2;
+    s_registered (&e1, 1, "1-101");
+    s_owner_zhang (&e1);
+    s_owner_li (&e1);
+    s_registered (&e2, 2, "1-102");
+    s_owner_zhang (&e2);
+    s_apply_ok (f, &e1);
+    s_apply_ok (f, &e2);
+    s_assert_gauges (f, 2, 3);
+
+    /* Li Na sold her share of 1-101 */
+    s_updated (&e1, 3, "1-101");
+    s_owner_zhang (&e1);
+    s_apply_ok (f, &e1);
+    s_assert_gauges (f, 2, 2);
+    Pm__V1__NotifyContactGetReply *c = s_contact_ok (f, "E01/1-101");
+    assert_int_equal (c->n_owners, 1);
+    assert_null (s_owner (c, "Li Na"));
+}
+
+static void
+test_replayed_seq_changes_nothing (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e1, e2;
+    s_registered (&e1, 1, "1-101");
+    s_owner_zhang (&e1);
+    s_updated (&e2, 2, "1-101");
+    s_owner_zhang (&e2);
+    s_owner_li (&e2);
+    s_apply_ok (f, &e1);
+    s_apply_ok (f, &e2);
+    s_assert_gauges (f, 1, 2);
+    assert_int_equal (s_applied_total (f), 2);
+
+    /* the last event again, then the first (which, applied, would drop Li Na) */
+    s_apply_ignored (f, &e2);
+    s_apply_ignored (f, &e1);
+    s_assert_gauges (f, 1, 2);
+    assert_true (pm_daemon_applied (f->d, "intake") == 2);
+    assert_int_equal (s_applied_total (f), 2);
+    Pm__V1__NotifyContactGetReply *c = s_contact_ok (f, "E01/1-101");
+    assert_int_equal (c->n_owners, 2);
+    assert_string_equal (c->from_event, "intake:2");
+}
+
+static void
+test_out_of_order_event_is_not_applied (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e1, e2, e3;
+    s_registered (&e1, 1, "1-101");
+    s_owner_zhang (&e1);
+    s_registered (&e2, 2, "1-102");
+    s_owner_zhang (&e2);
+    s_registered (&e3, 3, "1-103");
+    s_owner_li (&e3);
+    s_apply_ok (f, &e1);
+    s_apply_ignored (f, &e3);
+    assert_int_equal (s_contact_get (f, "E01/1-103")->status, PM__V1__STATUS__NOT_FOUND);
+    s_assert_gauges (f, 1, 1);
+    s_apply_ok (f, &e2);
+    s_apply_ok (f, &e3);
+    s_assert_gauges (f, 3, 3);
+}
+
+static void
+test_event_without_unit_goes_to_dead_events (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e;
+    s_registered (&e, 1, "1-101");
+    e.ev.payload_case = PM__V1__EVENT__PAYLOAD__NOT_SET;
+    e.ev.unit = NULL;
+    Pm__V1__Reply *r = s_apply_event (f, &e);
+    assert_int_equal (r->status, PM__V1__STATUS__INVALID);
+    assert_true (pm_daemon_applied (f->d, "intake") == 1);
+    assert_int_equal (s_metric (f, "pm_events_dead_total", ""), 1);
+    s_assert_gauges (f, 0, 0);
+
+    /* the cursor moved past it: the next event applies */
+    s_updated (&e, 2, "1-101");
+    s_owner_zhang (&e);
+    s_apply_ok (f, &e);
+    s_assert_gauges (f, 1, 1);
+}
+
+static void
+test_unknown_unit_is_not_found (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e;
+    s_registered (&e, 1, "1-101");
+    s_owner_zhang (&e);
+    s_apply_ok (f, &e);
+    Pm__V1__Reply *r = s_contact_get (f, "E01/9-999");
+    assert_int_equal (r->status, PM__V1__STATUS__NOT_FOUND);
+    assert_non_null (strstr (r->message, "E01/9-999"));
+    assert_int_equal (r->body_case, PM__V1__REPLY__BODY__NOT_SET);
+}
+
+static void
+test_empty_unit_id_is_invalid (void **state)
+{
+    s_fixture_t *f = *state;
+    Pm__V1__Reply *r = s_contact_get (f, "");
+    assert_int_equal (r->status, PM__V1__STATUS__INVALID);
+    assert_non_null (strstr (r->message, "unit_id"));
+}
+
+static void
+test_contacts_survive_restart (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e1, e2, e3;
+    s_registered (&e1, 1, "1-101");
+    s_owner_zhang (&e1);
+    s_owner_li (&e1);
+    s_registered (&e2, 2, "1-102");
+    s_owner_zhang (&e2);
+    s_registered (&e3, 3, "1-103");
+    s_owner_li (&e3);
+    s_apply_ok (f, &e1);
+    s_apply_ok (f, &e2);
+
+    s_daemon_stop (f);
+    s_daemon_start (f);
+
+    assert_true (pm_daemon_applied (f->d, "intake") == 2);
+    assert_int_equal (s_applied_total (f), 2);
+    s_assert_gauges (f, 2, 3);
+    Pm__V1__NotifyContactGetReply *c = s_contact_ok (f, "E01/1-101");
+    assert_int_equal (c->n_owners, 2);
+    assert_string_equal (s_owner (c, "Li Na")->phone, "13987654321");
+
+    s_apply_ignored (f, &e1);
+    s_apply_ignored (f, &e2);
+    s_assert_gauges (f, 2, 3);
+    s_apply_ok (f, &e3);
+    s_assert_gauges (f, 3, 4);
+    assert_int_equal (s_applied_total (f), 3);
+}
+
+int
+main (void)
+{
+    pm_log_init ("test_notify", PM_LOG_WARN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown (test_registered_events_build_contacts, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_added_co_owner_raises_contacts_by_one, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_changed_phone_leaves_contacts_unchanged, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_removed_owner_lowers_contacts_by_one, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_replayed_seq_changes_nothing, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_out_of_order_event_is_not_applied, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_event_without_unit_goes_to_dead_events, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_unknown_unit_is_not_found, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_empty_unit_id_is_invalid, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_contacts_survive_restart, s_setup, s_teardown),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
