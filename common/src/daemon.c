@@ -47,6 +47,7 @@
 #define PM_PRUNE_EVERY_MS 60000
 #define PM_PRUNE_MAX 10000
 #define PM_STATUSES 6
+#define PM_MAX_ID 256 /* request ids are LMDB keys (max 511 bytes) */
 
 enum { ITEM_CMD, ITEM_READ, ITEM_EVENT, ITEM_TIMER, ITEM_ANSWERED };
 
@@ -751,7 +752,7 @@ s_request (pm_daemon_t *d, s_item_t *it, const void *data, size_t len)
     it->reply->id = it->req->id;
     int r = s_route_find (d, it->req->method);
     if (r < 0) {
-        s_answer (it, d, PM__V1__STATUS__INVALID, "method: unknown method '%s' for %s; it answers: %s",
+        s_answer (it, d, PM__V1__STATUS__INVALID, "method: unknown method '%.64s' for %s; it answers: %s",
                   it->req->method, d->name, s_method_list (d));
         return;
     }
@@ -769,6 +770,11 @@ s_request (pm_daemon_t *d, s_item_t *it, const void *data, size_t len)
         ProtobufCMessage *empty = pm_arena_alloc (d->arena, bd->sizeof_message);
         bd->message_init (empty);
         pm_body_set (&it->req->base, it->req->method, empty);
+    }
+    if (strlen (it->req->id) > PM_MAX_ID) {
+        s_answer (it, d, PM__V1__STATUS__INVALID, "id: %zu bytes; an idempotency key has at most %d",
+                  strlen (it->req->id), PM_MAX_ID);
+        return;
     }
     if (!(d->routes[r].flags & PM_ROUTE_READ) && (!it->req->id || !*it->req->id)) {
         s_answer (it, d, PM__V1__STATUS__INVALID,
@@ -1070,7 +1076,24 @@ s_run (pm_daemon_t *d, pm_ctx_t *ctx, pm_txn_t *txn, s_item_t *it, bool *redo)
                          : pm_reply (&out, PM__V1__STATUS__INTERNAL, "no handler for timer kind '%s'", it->tkind);
         break;
     }
-    if (use->err) {
+    if (use->err == PM_EINVAL) {
+        /* The store refused this command's own data (an empty or over-long
+         * key): it fails alone, like a handler that said no. */
+        if (!it->nested) {
+            it->nested = true;
+            *redo = true;
+            return PM__V1__STATUS__INVALID;
+        }
+        pm_txn_abort (&child);
+        d->next_seq = seq0;
+        d->nemitted = emitted0;
+        pm_warn ("a %s was refused by the store: a key was empty or longer than 511 bytes",
+                 it->kind == ITEM_CMD ? it->req->method : it->kind == ITEM_EVENT ? it->ev->type : it->tkind);
+        return pm_reply (&out, PM__V1__STATUS__INVALID,
+                         "the store refused a key of this %s: empty, or longer than 511 bytes",
+                         it->kind == ITEM_CMD ? "request" : "event");
+    }
+    if (use->err) { /* map full, disk full, I/O: the whole batch fails or is redone */
         int err = use->err;
         if (it->nested)
             pm_txn_abort (&child);

@@ -33,6 +33,7 @@ pm_err_from_mdb (int rc)
     case MDB_NOTFOUND: return PM_ENOTFOUND;
     case MDB_KEYEXIST: return PM_EEXIST;
     case MDB_MAP_FULL: return PM_EMAPFULL;
+    case MDB_BAD_VALSIZE: return PM_EINVAL; /* empty or over-long key: the input's fault */
     case ENOSPC: return PM_ENOSPC;
     case ENOMEM: return PM_ENOMEM;
     case EIO: return PM_EIO;

@@ -223,6 +223,36 @@ test_state_survives_restart (void **state)
 }
 
 static void
+test_key_refused_by_store_fails_alone (void **state)
+{
+    fx_t *f = *state;
+    char long_id[300];
+    memset (long_id, 'i', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    Pm__V1__Request *reqs[] = {
+        pmt_req ("ok-1", "test.put", "a"),
+        pmt_req ("empty-key", "test.put", ""), /* the handler writes kv[""]: LMDB refuses it */
+        pmt_req (long_id, "test.put", "b"),    /* the id itself is too long to store */
+        pmt_req ("ok-2", "test.put", "c"),
+    };
+    int rc;
+    pm_batch_item_t *items = s_batch (f->d, reqs, 4, &rc);
+    assert_int_equal (rc, PM_OK);
+    assert_int_equal (items[0].reply->status, PM__V1__STATUS__OK);
+    assert_int_equal (items[1].reply->status, PM__V1__STATUS__INVALID);
+    assert_non_null (strstr (items[1].reply->message, "key"));
+    assert_int_equal (items[2].reply->status, PM__V1__STATUS__INVALID);
+    assert_non_null (strstr (items[2].reply->message, "id: 299 bytes"));
+    assert_int_equal (items[3].reply->status, PM__V1__STATUS__OK);
+    free (items);
+    assert_int_equal (pm_daemon_last_seq (f->d), 2); /* the two good ones, seqs contiguous */
+    char *b = pmt_kv (f->d, "b");
+    assert_null (b);
+    for (int i = 0; i < 4; i++)
+        pmt_req_free (reqs[i]);
+}
+
+static void
 test_second_instance_refused (void **state)
 {
     fx_t *f = *state;
@@ -245,6 +275,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_bad_requests_change_nothing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_map_grows_when_full, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_state_survives_restart, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_key_refused_by_store_fails_alone, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_second_instance_refused, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -226,6 +226,56 @@ test_manual_clock (void **state)
     pm__v1__reply__free_unpacked (p, NULL);
 }
 
+/* Mutated frames (bit flips, truncations, garbage) never crash the daemon,
+ * each gets exactly one reply, and the daemon keeps serving. */
+static void
+test_mutated_frames_never_crash (void **state)
+{
+    fx_t *f = *state;
+    enum { N = 3000 };
+    Pm__V1__Request req = PM__V1__REQUEST__INIT;
+    req.method = "test.put";
+    req.actor = "fuzz";
+    unsigned seed = 12345;
+    void *sock = pm_client_socket (f->client);
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf (id, sizeof id, "fuzz-%05d", i);
+        req.id = id;
+        uint8_t buf[256];
+        size_t len = pm__v1__request__pack (&req, buf);
+        switch (i % 4) {
+        case 0: /* flip a few bits */
+            for (int k = 0; k < 3; k++)
+                buf[rand_r (&seed) % len] ^= (uint8_t) (1u << (rand_r (&seed) % 8));
+            break;
+        case 1: /* cut short */
+            len = (size_t) rand_r (&seed) % len;
+            break;
+        case 2: /* garbage */
+            len = 1 + (size_t) rand_r (&seed) % 200;
+            for (size_t k = 0; k < len; k++)
+                buf[k] = (uint8_t) rand_r (&seed);
+            break;
+        default: /* intact */
+            break;
+        }
+        assert_int_equal (zmq_send (sock, "", 0, ZMQ_SNDMORE), 0);
+        assert_true (zmq_send (sock, buf, len, 0) >= 0);
+    }
+    int replies = 0;
+    Pm__V1__Reply *r = NULL;
+    while (replies < N && pm_client_recv (f->client, 10000, &r) == PM_OK) {
+        replies++;
+        pm__v1__reply__free_unpacked (r, NULL);
+    }
+    assert_int_equal (replies, N);
+    Pm__V1__Reply *p = s_call (f, "after-fuzz", "ops.ping", "t");
+    assert_int_equal (p->status, PM__V1__STATUS__OK);
+    assert_true (p->ops_ping->last_seq >= N / 4); /* the intact ones were applied */
+    pm__v1__reply__free_unpacked (p, NULL);
+}
+
 int
 main (void)
 {
@@ -235,6 +285,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_no_daemon_times_out, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_frames_get_clear_errors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_manual_clock, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_mutated_frames_never_crash, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
