@@ -216,6 +216,31 @@ class Import(PmctlCase):
         self.assertEqual(self.c.metric("intake", "pm_requests_total",
                                        'method="intake.import",status="OK"'), 0)
 
+    def test_mutated_files_never_crash_pmctl(self):
+        """Bit flips, cut lines, stray quotes and NULs in an import file: pmctl
+        answers 0, 2 or 3 with a message, never a crash or a hang."""
+        import random
+        rng = random.Random(99)
+        good = excel_file()
+        for n in range(25):
+            data = bytearray(good)
+            for _ in range(rng.randint(1, 8)):
+                op = rng.randint(0, 3)
+                i = rng.randrange(len(data))
+                if op == 0:
+                    data[i] ^= 1 << rng.randint(0, 7)
+                elif op == 1:
+                    data[i:i] = rng.choice([b'"', b",", b"\r\n", b"\x00", b"\xff\xfe", b'""'])
+                elif op == 2:
+                    del data[i:i + rng.randint(1, 20)]
+                else:
+                    data[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 30)))
+            path = self.write("mutated-%d.csv" % n, bytes(data))
+            r = self.c.pmctl("import", path, check=False, timeout=60)
+            self.assertIn(r.returncode, (0, 2, 3), "file %d: rc %d\n%s%s" % (n, r.returncode, r.stdout, r.stderr))
+            self.assertTrue(r.stdout or r.stderr)
+        self.assertEqual(self.c.pmctl("ping", "intake", check=False).returncode, 0)
+
     def test_missing_file(self):
         path = os.path.join(self.dir, "no-such-file.csv")
         r = self.run_pmctl("import", path, rc=2)
