@@ -1122,7 +1122,9 @@ s_dead_event (pm_daemon_t *d, pm_txn_t *txn, s_item_t *it)
     const char *why = it->reply->message && *it->reply->message ? it->reply->message : "handler failed";
     char *val = pm_arena_printf (d->arena, "%s\t%s\t%s\t%s", it->ev->type, it->ev->unit_id,
                                  pm_status_name (it->reply->status), why);
-    pm_txn_put (txn, PM_DB_DEAD, it->ev->id, strlen (it->ev->id), val, strlen (val));
+    /* keyed by what the runtime knows, not by the event's own (unchecked) id */
+    char *key = pm_arena_printf (d->arena, "%s:%llu", it->up->name, (unsigned long long) it->ev->seq);
+    pm_txn_put (txn, PM_DB_DEAD, key, strlen (key), val, strlen (val));
     pm_metric_inc (d->m_dead, 1);
     pm_error ("event %s (%s) could not be applied: %s: %s", it->ev->id, it->ev->type,
               pm_status_name (it->reply->status), why);
