@@ -155,6 +155,7 @@ struct pm_daemon {
     int64_t clock_pending;  /* manual clock value to apply after commit, or -1 */
     bool in_pump;
     bool stopping;
+    bool commit_failed; /* the last group commit failed */
     unsigned char prune_idem_key[64];
     size_t prune_idem_klen;
     int64_t last_prune_ms;
@@ -1302,6 +1303,7 @@ s_commit_batch (pm_daemon_t *d)
         int64_t t0 = pm_mono_us ();
         int rc = s_apply (d);
         pm_metric_observe (d->m_commit_us, (double) (pm_mono_us () - t0));
+        d->commit_failed = rc != PM_OK;
         if (rc != PM_OK) {
             pm_metric_inc (d->m_commit_fail, 1);
             pm_error ("group commit of %zu messages failed: %s; nothing applied", d->nitems, pm_strerror (rc));
@@ -1386,6 +1388,8 @@ s_pump (pm_daemon_t *d)
         if (d->nitems == 0)
             break;
         s_flush (d);
+        if (d->commit_failed)
+            break; /* disk full or I/O error: retry at the next tick, do not spin */
         if (pm_mono_us () - start > 50000)
             break; /* let timers and signals run; the watchers call us again */
     }
