@@ -154,7 +154,6 @@ struct pm_daemon {
     uint64_t next_seq;      /* next seq to hand out in the open batch */
     int64_t clock_pending;  /* manual clock value to apply after commit, or -1 */
     bool in_pump;
-    bool stopping;
     bool commit_failed; /* the last group commit failed */
     unsigned char prune_idem_key[64];
     size_t prune_idem_klen;
@@ -1764,7 +1763,6 @@ s_signal_cb (struct ev_loop *loop, ev_signal *w, int revents)
 void
 pm_daemon_stop (pm_daemon_t *d)
 {
-    d->stopping = true;
     ev_break (d->loop, EVBREAK_ALL);
 }
 
