@@ -108,8 +108,8 @@ sample() {
     say "== what the daemons now hold"
     pmctl call intake intake.estate.get '{"estate_id":"E01"}' | head -1
     pmctl call intake intake.estate.get '{"estate_id":"E02"}' | head -1
-    pmctl metrics billing | grep -E '^billing_units|pm_consumer_applied_total' || true
-    pmctl metrics notify | grep -E '^notify_(units|contacts)|pm_consumer_applied_total' || true
+    pmctl metrics billing | grep -E '^billing_units|pm_consumer_applied_total' | sed 's/^/billing  /' || true
+    pmctl metrics notify | grep -E '^notify_(units|contacts)|pm_consumer_applied_total' | sed 's/^/notify   /' || true
 }
 
 usage() {
