@@ -178,3 +178,68 @@ pmt_req_free (Pm__V1__Request *r)
 {
     pm__v1__request__free_unpacked (r, NULL);
 }
+
+/* --- intake's events ---------------------------------------------------------- */
+
+void
+pmt_unit_event (pmt_unit_event_t *e, uint64_t seq, const char *type, const char *unit, int64_t area_cm2)
+{
+    memset (e, 0, sizeof *e);
+    pm__v1__event__init (&e->ev);
+    pm__v1__unit__init (&e->unit);
+    snprintf (e->id, sizeof e->id, "intake:%llu", (unsigned long long) seq);
+    snprintf (e->unit_id, sizeof e->unit_id, "E01/%s", unit);
+    e->unit.unit_id = e->unit_id;
+    e->unit.estate_id = "E01";
+    e->unit.estate_name = "Riverside Gardens";
+    e->unit.area_cm2 = area_cm2;
+    e->unit.owners = e->ownerp;
+    e->ev.source = "intake";
+    e->ev.seq = seq;
+    e->ev.id = e->id;
+    e->ev.type = (char *) type;
+    e->ev.at_ms = 1764000000000;
+    e->ev.estate_id = "E01";
+    e->ev.unit_id = e->unit_id;
+    e->ev.correlation_id = "import:test";
+    e->ev.payload_case = PM__V1__EVENT__PAYLOAD_UNIT;
+    e->ev.unit = &e->unit;
+}
+
+void
+pmt_unit_event_owner (pmt_unit_event_t *e, const char *name, const char *phone, const char *email)
+{
+    assert_true (e->unit.n_owners < PMT_MAX_OWNERS);
+    size_t i = e->unit.n_owners++;
+    Pm__V1__Owner *o = &e->owners[i];
+    pm__v1__owner__init (o);
+    snprintf (e->owner_text[i][0], sizeof e->owner_text[i][0], "%s", name);
+    snprintf (e->owner_text[i][1], sizeof e->owner_text[i][1], "%s", phone);
+    snprintf (e->owner_text[i][2], sizeof e->owner_text[i][2], "%s", email);
+    o->name = e->owner_text[i][0];
+    o->phone = e->owner_text[i][1];
+    o->email = e->owner_text[i][2];
+    e->ownerp[i] = o;
+}
+
+pm_daemon_t *
+pmt_consumer (const pm_daemon_spec_t *spec, const pm_event_route_t *routes, const char *dir, const char *data,
+              struct ev_loop *loop)
+{
+    char *text = NULL, *err = NULL;
+    if (asprintf (&text,
+                  "[general]\nmanual_clock = true\n"
+                  "[intake]\ncommand = ipc://%s/i.cmd\nevents = ipc://%s/i.pub\ndata = %s/intake\n"
+                  "[%s]\ncommand = ipc://%s/c.cmd\nevents = ipc://%s/c.pub\ndata = %s\nmap_size_mb = 8\n",
+                  dir, dir, dir, spec->name, dir, dir, data)
+        < 0)
+        abort ();
+    pm_config_t *cfg = pm_config_load_string (text, "test.conf", &err);
+    free (text);
+    if (!cfg)
+        fail_msg ("config: %s", err ? err : "?");
+    pm_daemon_t *d = pm_daemon_new (spec, cfg, loop);
+    assert_non_null (d);
+    assert_int_equal (pm_daemon_subscribe (d, "intake", routes), PM_OK);
+    return d;
+}

@@ -37,3 +37,27 @@ char *pmt_kv (pm_daemon_t *d, const char *key);
 /* A request (static storage per call site is not safe: caller frees with pmt_req_free). */
 Pm__V1__Request *pmt_req (const char *id, const char *method, const char *actor);
 void pmt_req_free (Pm__V1__Request *r);
+
+/* --- intake's events, for the daemons that consume them ------------------- */
+#define PMT_MAX_OWNERS 4
+
+/* One intake.unit.* event and the storage for its text (test-owned memory). */
+typedef struct {
+    Pm__V1__Event ev;
+    Pm__V1__Unit unit;
+    Pm__V1__Owner owners[PMT_MAX_OWNERS];
+    Pm__V1__Owner *ownerp[PMT_MAX_OWNERS];
+    char id[32];
+    char unit_id[32];
+    char owner_text[PMT_MAX_OWNERS][3][64];
+} pmt_unit_event_t;
+
+/* An event as intake emits it: source "intake", seq, id "intake:<seq>", type,
+ * unit_id "E01/<unit>" with area_cm2 and no owners yet. */
+void pmt_unit_event (pmt_unit_event_t *e, uint64_t seq, const char *type, const char *unit, int64_t area_cm2);
+/* Adds an owner to the event's unit. */
+void pmt_unit_event_owner (pmt_unit_event_t *e, const char *name, const char *phone, const char *email);
+/* A daemon of spec with its LMDB in data, consuming intake's events with
+ * routes (endpoints under dir; nothing bound). Fails the test if it cannot start. */
+pm_daemon_t *pmt_consumer (const pm_daemon_spec_t *spec, const pm_event_route_t *routes, const char *dir,
+                           const char *data, struct ev_loop *loop);

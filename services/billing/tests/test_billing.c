@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_MAX_OWNERS 4
 
 typedef struct {
     char *dir;
@@ -23,46 +22,14 @@ typedef struct {
     pm_daemon_t *d;
 } s_fixture_t;
 
-/* One intake.unit.* event and the storage for its text (test-owned memory). */
-typedef struct {
-    Pm__V1__Event ev;
-    Pm__V1__Unit unit;
-    Pm__V1__Owner owners[S_MAX_OWNERS];
-    Pm__V1__Owner *ownerp[S_MAX_OWNERS];
-    char id[32];
-    char unit_id[32];
-    char owner_text[S_MAX_OWNERS][3][64];
-} s_event_t;
+typedef pmt_unit_event_t s_event_t;
 
 /* --- the daemon -------------------------------------------------------------- */
 
 static void
 s_daemon_start (s_fixture_t *f)
 {
-    char *text = NULL;
-    char *err = NULL;
-    if (asprintf (&text,
-                  "[general]\n"
-                  "manual_clock = true\n"
-                  "[intake]\n"
-                  "command = ipc://%s/i.cmd\n"
-                  "events = ipc://%s/i.pub\n"
-                  "data = %s/intake\n"
-                  "[billing]\n"
-                  "command = ipc://%s/b.cmd\n"
-                  "events = ipc://%s/b.pub\n"
-                  "data = %s\n"
-                  "map_size_mb = 8\n",
-                  f->dir, f->dir, f->dir, f->dir, f->dir, f->data)
-        < 0)
-        abort ();
-    pm_config_t *cfg = pm_config_load_string (text, "test.conf", &err);
-    free (text);
-    if (!cfg)
-        fail_msg ("config: %s", err ? err : "?");
-    f->d = pm_daemon_new (&billing_spec, cfg, f->loop);
-    assert_non_null (f->d);
-    assert_int_equal (pm_daemon_subscribe (f->d, "intake", billing_intake_events), PM_OK);
+    f->d = pmt_consumer (&billing_spec, billing_intake_events, f->dir, f->data, f->loop);
 }
 
 static void
@@ -103,62 +70,19 @@ s_teardown (void **state)
 
 /* --- intake's events ------------------------------------------------------------ */
 
-/* An event as intake emits it: source "intake", seq, id "intake:<seq>", type,
- * unit_id "E01/<unit>" with area_cm2 and no owners yet. */
-static void
-s_event (s_event_t *e, uint64_t seq, const char *type, const char *unit, int64_t area_cm2)
-{
-    memset (e, 0, sizeof *e);
-    pm__v1__event__init (&e->ev);
-    pm__v1__unit__init (&e->unit);
-    snprintf (e->id, sizeof e->id, "intake:%llu", (unsigned long long) seq);
-    snprintf (e->unit_id, sizeof e->unit_id, "E01/%s", unit);
-    e->unit.unit_id = e->unit_id;
-    e->unit.estate_id = "E01";
-    e->unit.estate_name = "Riverside Gardens";
-    e->unit.area_cm2 = area_cm2;
-    e->unit.owners = e->ownerp;
-    e->ev.source = "intake";
-    e->ev.seq = seq;
-    e->ev.id = e->id;
-    e->ev.type = (char *) type;
-    e->ev.at_ms = 1764000000000;
-    e->ev.estate_id = "E01";
-    e->ev.unit_id = e->unit_id;
-    e->ev.correlation_id = "import:test";
-    e->ev.payload_case = PM__V1__EVENT__PAYLOAD_UNIT;
-    e->ev.unit = &e->unit;
-}
-
-static void
-s_event_owner (s_event_t *e, const char *name, const char *phone, const char *email)
-{
-    assert_true (e->unit.n_owners < S_MAX_OWNERS);
-    size_t i = e->unit.n_owners++;
-    Pm__V1__Owner *o = &e->owners[i];
-    pm__v1__owner__init (o);
-    snprintf (e->owner_text[i][0], sizeof e->owner_text[i][0], "%s", name);
-    snprintf (e->owner_text[i][1], sizeof e->owner_text[i][1], "%s", phone);
-    snprintf (e->owner_text[i][2], sizeof e->owner_text[i][2], "%s", email);
-    o->name = e->owner_text[i][0];
-    o->phone = e->owner_text[i][1];
-    o->email = e->owner_text[i][2];
-    e->ownerp[i] = o;
-}
-
 /* A registered event for unit with one owner. */
 static void
 s_registered (s_event_t *e, uint64_t seq, const char *unit, int64_t area_cm2)
 {
-    s_event (e, seq, "intake.unit.registered", unit, area_cm2);
-    s_event_owner (e, "Zhang Wei", "13812345678", "zhang.wei@example.com");
+    pmt_unit_event (e, seq, "intake.unit.registered", unit, area_cm2);
+    pmt_unit_event_owner (e, "Zhang Wei", "13812345678", "zhang.wei@example.com");
 }
 
 static void
 s_updated (s_event_t *e, uint64_t seq, const char *unit, int64_t area_cm2)
 {
-    s_event (e, seq, "intake.unit.updated", unit, area_cm2);
-    s_event_owner (e, "Zhang Wei", "13812345678", "zhang.wei@example.com");
+    pmt_unit_event (e, seq, "intake.unit.updated", unit, area_cm2);
+    pmt_unit_event_owner (e, "Zhang Wei", "13812345678", "zhang.wei@example.com");
 }
 
 /* --- applying ---------------------------------------------------------------------- */
