@@ -389,6 +389,15 @@ s_value_error (const pm_config_t *c, const char *section, const char *key, const
                       why);
 }
 
+char *
+pm_config_error (const pm_config_t *c, const char *section, const char *key, const char *why)
+{
+    s_source_t src;
+    if (!s_lookup (c, section, key, &src))
+        return s_xprintf ("%s: [%s] %s: %s", c->name, section, key, why);
+    return s_value_error (c, section, key, &src, s_expand (c, &src), why);
+}
+
 int
 pm_config_int (const pm_config_t *c, const char *section, const char *key, int64_t def,
                int64_t *out, char **err)

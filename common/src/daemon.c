@@ -222,8 +222,9 @@ pm_daemon_config (const char *name, int argc, char **argv, int *exit_code)
     const char *lv = pm_config_get (cfg, "general", "log_level", "info");
     int level = pm_log_level_parse (lv);
     if (level < 0) {
-        fprintf (stderr, "pm-%s: %s: [general] log_level = '%s': expected debug, info, warn or error\n",
-                 name, pm_config_name (cfg), lv);
+        char *msg = pm_config_error (cfg, "general", "log_level", "expected debug, info, warn or error");
+        fprintf (stderr, "pm-%s: %s\n", name, msg);
+        free (msg);
         pm_config_destroy (&cfg);
         return NULL;
     }
@@ -243,8 +244,11 @@ s_cfg_int (pm_daemon_t *d, const char *section, const char *key, int64_t def, in
         return PM_ECONFIG;
     }
     if (*out < min) {
-        pm_error ("%s: [%s] %s = %lld: expected at least %lld", pm_config_name (d->cfg), section,
-                  key, (long long) *out, (long long) min);
+        char why[64];
+        snprintf (why, sizeof why, "expected at least %lld", (long long) min);
+        char *msg = pm_config_error (d->cfg, section, key, why);
+        pm_error ("%s", msg);
+        free (msg);
         return PM_ECONFIG;
     }
     return PM_OK;

@@ -18,6 +18,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+const char *
+intake_key_file (const pm_config_t *cfg)
+{
+    static char path[4096];
+    const char *v = pm_config_get (cfg, "intake", "key_file", NULL);
+    if (v && *v)
+        return v;
+    snprintf (path, sizeof path, "%s/keys/intake.key", pm_config_home (cfg));
+    return path;
+}
+
 int
 intake_load_key (intake_t *in, const char *path)
 {

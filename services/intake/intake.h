@@ -22,6 +22,8 @@ typedef struct {
 
 extern const pm_daemon_spec_t intake_spec;
 
+/* [intake] key_file, or ${home}/keys/intake.key. Borrowed from cfg or static. */
+const char *intake_key_file (const pm_config_t *cfg);
 /* Loads (or creates, mode 0600) the sealing key. PM_OK or an error (logged). */
 int intake_load_key (intake_t *in, const char *path);
 

@@ -9,14 +9,14 @@ main (int argc, char **argv)
     pm_config_t *cfg = pm_daemon_config ("intake", argc, argv, &code);
     if (!cfg)
         return code;
-    intake_t intake;
-    if (intake_load_key (&intake, pm_config_get (cfg, "intake", "key_file", "var/keys/intake.key")) != PM_OK) {
-        pm_config_destroy (&cfg);
-        return 1;
-    }
     pm_daemon_t *d = pm_daemon_new (&intake_spec, cfg, NULL);
     if (!d)
         return 1;
+    intake_t intake;
+    if (intake_load_key (&intake, intake_key_file (cfg)) != PM_OK) {
+        pm_daemon_destroy (&d);
+        return 1;
+    }
     pm_daemon_set_app (d, &intake);
     if (pm_daemon_bind (d) != PM_OK) {
         pm_daemon_destroy (&d);

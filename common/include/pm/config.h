@@ -29,6 +29,9 @@ int pm_config_int (const pm_config_t *c, const char *section, const char *key, i
                    int64_t *out, char **err);
 int pm_config_bool (const pm_config_t *c, const char *section, const char *key, bool def,
                     bool *out, char **err);
+/* "<file>:<line>: [section] key = 'value': why" (or "environment PM_X = ..."
+ * when the environment set it), for a value the caller found wrong. Caller frees. */
+char *pm_config_error (const pm_config_t *c, const char *section, const char *key, const char *why);
 /* PM_HOME as used for ${home}. Borrowed. */
 const char *pm_config_home (const pm_config_t *c);
 /* The daemon sections in file order (those with a "command" key). Borrowed, n set. */
