@@ -156,6 +156,21 @@ test_env_override (void **state)
 }
 
 static void
+test_value_error_names_where (void **state)
+{
+    pm_config_t *c = s_load_ok ("[general]\n\nlog_level = loud\n");
+    char *msg = pm_config_error (c, "general", "log_level", "expected debug, info, warn or error");
+    assert_string_equal (msg, "t.conf:3: [general] log_level = 'loud': expected debug, info, warn or error");
+    free (msg);
+    setenv ("PM_GENERAL_LOG_LEVEL", "shout", 1);
+    msg = pm_config_error (c, "general", "log_level", "expected debug, info, warn or error");
+    s_assert_contains (msg, "PM_GENERAL_LOG_LEVEL = 'shout'");
+    free (msg);
+    unsetenv ("PM_GENERAL_LOG_LEVEL");
+    pm_config_destroy (&c);
+}
+
+static void
 test_bad_int_file (void **state)
 {
     char *dir = pmt_tmpdir ();
@@ -351,6 +366,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_home_expansion, s_clear_env, s_clear_env),
         cmocka_unit_test_setup_teardown (test_env_override, s_clear_env, s_clear_env),
         cmocka_unit_test_setup_teardown (test_bad_int_file, s_clear_env, s_clear_env),
+        cmocka_unit_test_setup_teardown (test_value_error_names_where, s_clear_env, s_clear_env),
         cmocka_unit_test_setup_teardown (test_ints, s_clear_env, s_clear_env),
         cmocka_unit_test_setup_teardown (test_bools, s_clear_env, s_clear_env),
         cmocka_unit_test_setup_teardown (test_duplicate_key, s_clear_env, s_clear_env),
