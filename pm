@@ -48,8 +48,10 @@ build() { # build DIR [cmake args...]
     if [ ! -f "$dir/CMakeCache.txt" ]; then
         cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
     fi
-    cmake --build "$dir" -j "$(nproc)" -- --no-print-directory | grep -vE '^\[ *[0-9]+%\]|^Consolidate|^Built target|^-- ' || true
-    [ -x "$dir/tools/pmctl/pmctl" ] || die "build failed in $dir"
+    local rc=0
+    cmake --build "$dir" -j "$(nproc)" -- --no-print-directory >"$dir/build.log" 2>&1 || rc=$?
+    grep -vE '^\[ *[0-9]+%\]|^Consolidate|^Built target|^-- |^gmake|^make' "$dir/build.log" || true
+    [ $rc -eq 0 ] || die "build failed in $dir (full log: $dir/build.log)"
 }
 
 pmctl() { "$BUILD/tools/pmctl/pmctl" "$@"; }
