@@ -64,7 +64,8 @@ running() { # running NAME -> 0 if its pid is alive
 }
 
 start() {
-    [ -x "$BUILD/tools/pmctl/pmctl" ] || build "$BUILD"
+    command -v cmake >/dev/null || die "cmake is missing: run ./pm up once (it installs what is needed)"
+    build "$BUILD" # incremental: a no-op when nothing changed
     mkdir -p "$PM_HOME/run" "$PM_HOME/log"
     local d started=()
     for d in "${DAEMONS[@]}"; do
