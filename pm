@@ -58,9 +58,13 @@ pmctl() { "$BUILD/tools/pmctl/pmctl" "$@"; }
 
 pidfile() { printf '%s/run/%s.pid' "$PM_HOME" "$1"; }
 
+alive() { # alive PID -> 0 if it runs (an exited one not yet reaped by init counts as gone)
+    kill -0 "$1" 2>/dev/null && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
 running() { # running NAME -> 0 if its pid is alive
     local f; f=$(pidfile "$1")
-    [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+    [ -f "$f" ] && alive "$(cat "$f")"
 }
 
 start() {
@@ -87,8 +91,8 @@ down() {
         running "$d" || { rm -f "$(pidfile "$d")"; continue; }
         pid=$(cat "$(pidfile "$d")")
         kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        if kill -0 "$pid" 2>/dev/null; then
+        for _ in $(seq 1 200); do alive "$pid" || break; sleep 0.05; done
+        if alive "$pid"; then
             say "pm: $d (pid $pid) did not stop in 10 s; sending SIGKILL (state is safe: every commit is durable)"
             kill -KILL "$pid" 2>/dev/null || true
         fi
