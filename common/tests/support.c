@@ -243,3 +243,94 @@ pmt_consumer (const pm_daemon_spec_t *spec, const pm_event_route_t *routes, cons
     assert_int_equal (pm_daemon_subscribe (d, "intake", routes), PM_OK);
     return d;
 }
+
+/* --- one request or event through pm_daemon_apply ----------------------------- */
+
+Pm__V1__Reply *
+pmt_apply (pm_daemon_t *d, Pm__V1__Request *req)
+{
+    pm_batch_item_t item = { req, NULL, NULL };
+    assert_int_equal (pm_daemon_apply (d, &item, 1), PM_OK);
+    assert_non_null (item.reply);
+    return item.reply;
+}
+
+Pm__V1__Reply *
+pmt_apply_event (pm_daemon_t *d, Pm__V1__Event *ev)
+{
+    pm_batch_item_t item = { NULL, ev, NULL };
+    assert_int_equal (pm_daemon_apply (d, &item, 1), PM_OK);
+    assert_non_null (item.reply);
+    return item.reply;
+}
+
+void
+pmt_event_applied (pm_daemon_t *d, Pm__V1__Event *ev)
+{
+    Pm__V1__Reply *r = pmt_apply_event (d, ev);
+    if (r->status != PM__V1__STATUS__OK)
+        fail_msg ("event %s: %s: %s", ev->id, pm_status_name (r->status), r->message);
+    if (pm_daemon_applied (d, ev->source) != ev->seq)
+        fail_msg ("event %s: cursor at %llu, expected %llu (reply: %s)", ev->id,
+                  (unsigned long long) pm_daemon_applied (d, ev->source), (unsigned long long) ev->seq,
+                  r->message ? r->message : "");
+}
+
+void
+pmt_event_ignored (pm_daemon_t *d, Pm__V1__Event *ev)
+{
+    uint64_t cursor = pm_daemon_applied (d, ev->source);
+    Pm__V1__Reply *r = pmt_apply_event (d, ev);
+    assert_non_null (r->message);
+    if (!strstr (r->message, "not applied"))
+        fail_msg ("event %s: expected 'not applied', got %s: %s", ev->id, pm_status_name (r->status), r->message);
+    assert_true (pm_daemon_applied (d, ev->source) == cursor);
+}
+
+double
+pmt_metric (pm_daemon_t *d, const char *name, const char *labels)
+{
+    Pm__V1__Request req = PM__V1__REQUEST__INIT;
+    req.id = "read-metrics";
+    req.method = "ops.metrics";
+    Pm__V1__Reply *r = pmt_apply (d, &req);
+    if (r->status != PM__V1__STATUS__OK)
+        fail_msg ("ops.metrics: %s: %s", pm_status_name (r->status), r->message);
+    assert_int_equal (r->body_case, PM__V1__REPLY__BODY_OPS_METRICS);
+    for (size_t i = 0; i < r->ops_metrics->n_metrics; i++) {
+        const Pm__V1__Metric *m = r->ops_metrics->metrics[i];
+        if (strcmp (m->name, name) == 0 && strcmp (m->labels ? m->labels : "", labels) == 0)
+            return m->value;
+    }
+    fail_msg ("ops.metrics has no %s{%s}", name, labels);
+    return -1;
+}
+
+Pm__V1__Queue *
+pmt_queue (pm_daemon_t *d, const char *name)
+{
+    Pm__V1__Request req = PM__V1__REQUEST__INIT;
+    Pm__V1__OpsQueuesRequest body = PM__V1__OPS_QUEUES_REQUEST__INIT;
+    body.limit = 100;
+    req.id = "read-queues";
+    req.method = "ops.queues";
+    assert_int_equal (pm_body_set (&req.base, "ops.queues", &body.base), PM_OK);
+    Pm__V1__Reply *r = pmt_apply (d, &req);
+    if (r->status != PM__V1__STATUS__OK)
+        fail_msg ("ops.queues: %s: %s", pm_status_name (r->status), r->message);
+    assert_int_equal (r->body_case, PM__V1__REPLY__BODY_OPS_QUEUES);
+    for (size_t i = 0; i < r->ops_queues->n_queues; i++)
+        if (strcmp (r->ops_queues->queues[i]->name, name) == 0)
+            return r->ops_queues->queues[i];
+    fail_msg ("ops.queues has no %s queue", name);
+    return NULL;
+}
+
+const Pm__V1__QueueItem *
+pmt_queue_item (const Pm__V1__Queue *q, const char *key)
+{
+    for (size_t i = 0; i < q->n_items; i++)
+        if (strcmp (q->items[i]->key, key) == 0)
+            return q->items[i];
+    return NULL;
+}

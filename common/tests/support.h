@@ -61,3 +61,19 @@ void pmt_unit_event_owner (pmt_unit_event_t *e, const char *name, const char *ph
  * routes (endpoints under dir; nothing bound). Fails the test if it cannot start. */
 pm_daemon_t *pmt_consumer (const pm_daemon_spec_t *spec, const pm_event_route_t *routes, const char *dir,
                            const char *data, struct ev_loop *loop);
+
+/* --- one request or event through pm_daemon_apply ------------------------- */
+/* Applies req as its own batch; the reply is valid until the next apply. */
+Pm__V1__Reply *pmt_apply (pm_daemon_t *d, Pm__V1__Request *req);
+/* Applies an upstream event as its own batch; the reply as pmt_apply's. */
+Pm__V1__Reply *pmt_apply_event (pm_daemon_t *d, Pm__V1__Event *ev);
+/* Applies ev, which must be applied: reply OK and the cursor at its seq. */
+void pmt_event_applied (pm_daemon_t *d, Pm__V1__Event *ev);
+/* Applies ev, which the runtime must turn away (duplicate, out of order): cursor unchanged. */
+void pmt_event_ignored (pm_daemon_t *d, Pm__V1__Event *ev);
+/* The value of metric name{labels} from ops.metrics; fails the test when absent. */
+double pmt_metric (pm_daemon_t *d, const char *name, const char *labels);
+/* The queue called name from ops.queues (valid until the next apply); fails when absent. */
+Pm__V1__Queue *pmt_queue (pm_daemon_t *d, const char *name);
+/* The queue's item with key, or NULL. */
+const Pm__V1__QueueItem *pmt_queue_item (const Pm__V1__Queue *q, const char *key);

@@ -87,50 +87,6 @@ s_updated (s_event_t *e, uint64_t seq, const char *unit, int64_t area_cm2)
 
 /* --- applying ---------------------------------------------------------------------- */
 
-/* Applies one event as its own batch; the reply is valid until the next apply. */
-static Pm__V1__Reply *
-s_apply_event (s_fixture_t *f, s_event_t *e)
-{
-    pm_batch_item_t item = { NULL, &e->ev, NULL };
-    assert_int_equal (pm_daemon_apply (f->d, &item, 1), PM_OK);
-    assert_non_null (item.reply);
-    return item.reply;
-}
-
-/* Applies an event that must be applied (reply OK, cursor at its seq). */
-static void
-s_apply_ok (s_fixture_t *f, s_event_t *e)
-{
-    Pm__V1__Reply *r = s_apply_event (f, e);
-    if (r->status != PM__V1__STATUS__OK)
-        fail_msg ("event %s: %s: %s", e->id, pm_status_name (r->status), r->message);
-    if (pm_daemon_applied (f->d, "intake") != e->ev.seq)
-        fail_msg ("event %s: cursor at %llu, expected %llu (reply: %s)", e->id,
-                  (unsigned long long) pm_daemon_applied (f->d, "intake"), (unsigned long long) e->ev.seq,
-                  r->message ? r->message : "");
-}
-
-/* Applies an event that must be turned away by the runtime, leaving the cursor. */
-static void
-s_apply_ignored (s_fixture_t *f, s_event_t *e)
-{
-    uint64_t cursor = pm_daemon_applied (f->d, "intake");
-    Pm__V1__Reply *r = s_apply_event (f, e);
-    assert_non_null (r->message);
-    if (!strstr (r->message, "not applied"))
-        fail_msg ("event %s: expected 'not applied', got %s: %s", e->id, pm_status_name (r->status), r->message);
-    assert_true (pm_daemon_applied (f->d, "intake") == cursor);
-}
-
-static Pm__V1__Reply *
-s_apply_request (s_fixture_t *f, Pm__V1__Request *req)
-{
-    pm_batch_item_t item = { req, NULL, NULL };
-    assert_int_equal (pm_daemon_apply (f->d, &item, 1), PM_OK);
-    assert_non_null (item.reply);
-    return item.reply;
-}
-
 /* billing.unit.get (a READ route); the reply is valid until the next apply. */
 static Pm__V1__Reply *
 s_unit_get (s_fixture_t *f, const char *unit_id)
@@ -141,7 +97,7 @@ s_unit_get (s_fixture_t *f, const char *unit_id)
     req.id = "read-unit";
     req.method = "billing.unit.get";
     assert_int_equal (pm_body_set (&req.base, "billing.unit.get", &body.base), PM_OK);
-    return s_apply_request (f, &req);
+    return pmt_apply (f->d, &req);
 }
 
 static Pm__V1__BillingUnitGetReply *
@@ -155,62 +111,10 @@ s_unit_ok (s_fixture_t *f, const char *unit_id)
     return r->billing_unit_get;
 }
 
-/* The value of metric name{labels} from ops.metrics; fails when absent. */
-static double
-s_metric (s_fixture_t *f, const char *name, const char *labels)
-{
-    Pm__V1__Request req = PM__V1__REQUEST__INIT;
-    Pm__V1__OpsMetricsRequest body = PM__V1__OPS_METRICS_REQUEST__INIT;
-    req.id = "read-metrics";
-    req.method = "ops.metrics";
-    assert_int_equal (pm_body_set (&req.base, "ops.metrics", &body.base), PM_OK);
-    Pm__V1__Reply *r = s_apply_request (f, &req);
-    if (r->status != PM__V1__STATUS__OK)
-        fail_msg ("ops.metrics: %s: %s", pm_status_name (r->status), r->message);
-    assert_int_equal (r->body_case, PM__V1__REPLY__BODY_OPS_METRICS);
-    for (size_t i = 0; i < r->ops_metrics->n_metrics; i++) {
-        const Pm__V1__Metric *m = r->ops_metrics->metrics[i];
-        if (strcmp (m->name, name) == 0 && strcmp (m->labels ? m->labels : "", labels) == 0)
-            return m->value;
-    }
-    fail_msg ("ops.metrics has no %s{%s}", name, labels);
-    return -1;
-}
-
 static double
 s_applied_total (s_fixture_t *f)
 {
-    return s_metric (f, "pm_consumer_applied_total", "source=\"intake\"");
-}
-
-/* The "dead_events" queue from ops.queues (valid until the next apply). */
-static Pm__V1__Queue *
-s_dead_queue (s_fixture_t *f)
-{
-    Pm__V1__Request req = PM__V1__REQUEST__INIT;
-    Pm__V1__OpsQueuesRequest body = PM__V1__OPS_QUEUES_REQUEST__INIT;
-    body.limit = 100;
-    req.id = "read-queues";
-    req.method = "ops.queues";
-    assert_int_equal (pm_body_set (&req.base, "ops.queues", &body.base), PM_OK);
-    Pm__V1__Reply *r = s_apply_request (f, &req);
-    if (r->status != PM__V1__STATUS__OK)
-        fail_msg ("ops.queues: %s: %s", pm_status_name (r->status), r->message);
-    assert_int_equal (r->body_case, PM__V1__REPLY__BODY_OPS_QUEUES);
-    for (size_t i = 0; i < r->ops_queues->n_queues; i++)
-        if (strcmp (r->ops_queues->queues[i]->name, "dead_events") == 0)
-            return r->ops_queues->queues[i];
-    fail_msg ("ops.queues has no dead_events queue");
-    return NULL;
-}
-
-static const Pm__V1__QueueItem *
-s_queue_item (const Pm__V1__Queue *q, const char *key)
-{
-    for (size_t i = 0; i < q->n_items; i++)
-        if (strcmp (q->items[i]->key, key) == 0)
-            return q->items[i];
-    return NULL;
+    return pmt_metric (f->d, "pm_consumer_applied_total", "source=\"intake\"");
 }
 
 /* --- tests ----------------------------------------------------------------------- */
@@ -220,11 +124,11 @@ test_registered_events_build_the_projection (void **state)
 {
     s_fixture_t *f = *state;
     s_event_t e1, e2;
-    assert_int_equal (s_metric (f, "billing_units", ""), 0);
+    assert_int_equal (pmt_metric (f->d, "billing_units", ""), 0);
     s_registered (&e1, 1, "1-101", 8950);
     s_registered (&e2, 2, "1-102", 7550);
-    s_apply_ok (f, &e1);
-    s_apply_ok (f, &e2);
+    pmt_event_applied (f->d, &e1.ev);
+    pmt_event_applied (f->d, &e2.ev);
 
     Pm__V1__BillingUnitGetReply *u = s_unit_ok (f, "E01/1-101");
     assert_string_equal (u->unit_id, "E01/1-101");
@@ -238,7 +142,7 @@ test_registered_events_build_the_projection (void **state)
     Pm__V1__Reply *r = s_unit_get (f, "E01/1-102");
     assert_non_null (strstr (r->message, "75.50 m2"));
 
-    assert_int_equal (s_metric (f, "billing_units", ""), 2);
+    assert_int_equal (pmt_metric (f->d, "billing_units", ""), 2);
     assert_true (pm_daemon_applied (f->d, "intake") == 2);
     assert_int_equal (s_applied_total (f), 2);
 }
@@ -249,14 +153,14 @@ test_updated_area_replaces_the_unit (void **state)
     s_fixture_t *f = *state;
     s_event_t e;
     s_registered (&e, 1, "1-101", 8950);
-    s_apply_ok (f, &e);
+    pmt_event_applied (f->d, &e.ev);
     s_updated (&e, 2, "1-101", 9120);
-    s_apply_ok (f, &e);
+    pmt_event_applied (f->d, &e.ev);
 
     Pm__V1__BillingUnitGetReply *u = s_unit_ok (f, "E01/1-101");
     assert_int_equal (u->area_cm2, 9120);
     assert_string_equal (u->from_event, "intake:2");
-    assert_int_equal (s_metric (f, "billing_units", ""), 1);
+    assert_int_equal (pmt_metric (f->d, "billing_units", ""), 1);
 }
 
 static void
@@ -266,20 +170,20 @@ test_same_event_again_is_not_applied_twice (void **state)
     s_event_t e1, e2;
     s_registered (&e1, 1, "1-101", 8950);
     s_updated (&e2, 2, "1-101", 9120);
-    s_apply_ok (f, &e1);
-    s_apply_ok (f, &e2);
+    pmt_event_applied (f->d, &e1.ev);
+    pmt_event_applied (f->d, &e2.ev);
     assert_int_equal (s_applied_total (f), 2);
 
     /* the last one again, then the first one again: were it applied, the
      * area would go back to 8950 */
-    s_apply_ignored (f, &e2);
-    s_apply_ignored (f, &e1);
+    pmt_event_ignored (f->d, &e2.ev);
+    pmt_event_ignored (f->d, &e1.ev);
     assert_true (pm_daemon_applied (f->d, "intake") == 2);
     assert_int_equal (s_applied_total (f), 2);
     Pm__V1__BillingUnitGetReply *u = s_unit_ok (f, "E01/1-101");
     assert_int_equal (u->area_cm2, 9120);
     assert_string_equal (u->from_event, "intake:2");
-    assert_int_equal (s_metric (f, "billing_units", ""), 1);
+    assert_int_equal (pmt_metric (f->d, "billing_units", ""), 1);
 }
 
 static void
@@ -295,7 +199,7 @@ test_same_event_twice_in_one_batch_applies_once (void **state)
     assert_non_null (strstr (items[1].reply->message, "not applied"));
     assert_true (pm_daemon_applied (f->d, "intake") == 1);
     assert_int_equal (s_applied_total (f), 1);
-    assert_int_equal (s_metric (f, "billing_units", ""), 1);
+    assert_int_equal (pmt_metric (f->d, "billing_units", ""), 1);
 }
 
 static void
@@ -306,20 +210,20 @@ test_out_of_order_event_is_not_applied (void **state)
     s_registered (&e1, 1, "1-101", 8950);
     s_registered (&e2, 2, "1-102", 7550);
     s_registered (&e3, 3, "1-103", 10200);
-    s_apply_ok (f, &e1);
+    pmt_event_applied (f->d, &e1.ev);
 
     /* seq 3 before seq 2: a gap */
-    s_apply_ignored (f, &e3);
+    pmt_event_ignored (f->d, &e3.ev);
     assert_true (pm_daemon_applied (f->d, "intake") == 1);
     assert_int_equal (s_applied_total (f), 1);
     assert_int_equal (s_unit_get (f, "E01/1-103")->status, PM__V1__STATUS__NOT_FOUND);
-    assert_int_equal (s_metric (f, "billing_units", ""), 1);
+    assert_int_equal (pmt_metric (f->d, "billing_units", ""), 1);
 
     /* once the gap is filled, both apply in order */
-    s_apply_ok (f, &e2);
-    s_apply_ok (f, &e3);
+    pmt_event_applied (f->d, &e2.ev);
+    pmt_event_applied (f->d, &e3.ev);
     assert_int_equal (s_unit_ok (f, "E01/1-103")->area_cm2, 10200);
-    assert_int_equal (s_metric (f, "billing_units", ""), 3);
+    assert_int_equal (pmt_metric (f->d, "billing_units", ""), 3);
     assert_int_equal (s_applied_total (f), 3);
 }
 
@@ -328,40 +232,40 @@ test_non_positive_area_goes_to_dead_events (void **state)
 {
     s_fixture_t *f = *state;
     s_event_t e;
-    assert_int_equal (s_dead_queue (f)->count, 0);
+    assert_int_equal (pmt_queue (f->d, "dead_events")->count, 0);
 
     s_registered (&e, 1, "1-101", 0);
-    Pm__V1__Reply *r = s_apply_event (f, &e);
+    Pm__V1__Reply *r = pmt_apply_event (f->d, &e.ev);
     assert_int_equal (r->status, PM__V1__STATUS__INVALID);
     assert_non_null (strstr (r->message, "E01/1-101"));
     s_registered (&e, 2, "1-102", -500);
-    r = s_apply_event (f, &e);
+    r = pmt_apply_event (f->d, &e.ev);
     assert_int_equal (r->status, PM__V1__STATUS__INVALID);
 
     /* refused by the handler, but consumed: the cursor moved past both */
     assert_true (pm_daemon_applied (f->d, "intake") == 2);
-    Pm__V1__Queue *q = s_dead_queue (f);
+    Pm__V1__Queue *q = pmt_queue (f->d, "dead_events");
     assert_int_equal (q->count, 2);
-    const Pm__V1__QueueItem *it = s_queue_item (q, "intake:1");
+    const Pm__V1__QueueItem *it = pmt_queue_item (q, "intake:1");
     assert_non_null (it);
     assert_non_null (strstr (it->detail, "E01/1-101"));
     assert_non_null (strstr (it->detail, "area_cm2"));
-    it = s_queue_item (q, "intake:2");
+    it = pmt_queue_item (q, "intake:2");
     assert_non_null (it);
     assert_non_null (strstr (it->detail, "E01/1-102"));
-    assert_int_equal (s_metric (f, "pm_events_dead_total", ""), 2);
+    assert_int_equal (pmt_metric (f->d, "pm_events_dead_total", ""), 2);
     assert_int_equal (s_unit_get (f, "E01/1-101")->status, PM__V1__STATUS__NOT_FOUND);
-    assert_int_equal (s_metric (f, "billing_units", ""), 0);
+    assert_int_equal (pmt_metric (f->d, "billing_units", ""), 0);
 
     /* later events apply: intake corrects the area */
     s_updated (&e, 3, "1-101", 8950);
-    s_apply_ok (f, &e);
+    pmt_event_applied (f->d, &e.ev);
     Pm__V1__BillingUnitGetReply *u = s_unit_ok (f, "E01/1-101");
     assert_int_equal (u->area_cm2, 8950);
     assert_string_equal (u->from_event, "intake:3");
-    assert_int_equal (s_metric (f, "billing_units", ""), 1);
+    assert_int_equal (pmt_metric (f->d, "billing_units", ""), 1);
     /* the dead items stay until someone acts on them */
-    assert_int_equal (s_dead_queue (f)->count, 2);
+    assert_int_equal (pmt_queue (f->d, "dead_events")->count, 2);
 }
 
 static void
@@ -370,7 +274,7 @@ test_unknown_unit_is_not_found (void **state)
     s_fixture_t *f = *state;
     s_event_t e;
     s_registered (&e, 1, "1-101", 8950);
-    s_apply_ok (f, &e);
+    pmt_event_applied (f->d, &e.ev);
     Pm__V1__Reply *r = s_unit_get (f, "E01/9-999");
     assert_int_equal (r->status, PM__V1__STATUS__NOT_FOUND);
     assert_non_null (strstr (r->message, "E01/9-999"));
@@ -394,8 +298,8 @@ test_state_survives_restart (void **state)
     s_registered (&e1, 1, "1-101", 8950);
     s_registered (&e2, 2, "1-102", 7550);
     s_registered (&e3, 3, "1-103", 10200);
-    s_apply_ok (f, &e1);
-    s_apply_ok (f, &e2);
+    pmt_event_applied (f->d, &e1.ev);
+    pmt_event_applied (f->d, &e2.ev);
 
     s_daemon_stop (f);
     s_daemon_start (f);
@@ -405,15 +309,15 @@ test_state_survives_restart (void **state)
     Pm__V1__BillingUnitGetReply *u = s_unit_ok (f, "E01/1-101");
     assert_int_equal (u->area_cm2, 8950);
     assert_string_equal (u->from_event, "intake:1");
-    assert_int_equal (s_metric (f, "billing_units", ""), 2);
+    assert_int_equal (pmt_metric (f->d, "billing_units", ""), 2);
 
     /* the cursor continues: old events are ignored, the next one applies */
-    s_apply_ignored (f, &e2);
-    s_apply_ignored (f, &e1);
+    pmt_event_ignored (f->d, &e2.ev);
+    pmt_event_ignored (f->d, &e1.ev);
     assert_int_equal (s_applied_total (f), 2);
-    s_apply_ok (f, &e3);
+    pmt_event_applied (f->d, &e3.ev);
     assert_int_equal (s_unit_ok (f, "E01/1-103")->area_cm2, 10200);
-    assert_int_equal (s_metric (f, "billing_units", ""), 3);
+    assert_int_equal (pmt_metric (f->d, "billing_units", ""), 3);
     assert_int_equal (s_applied_total (f), 3);
 }
 

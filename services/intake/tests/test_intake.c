@@ -231,21 +231,11 @@ s_import_free (s_import_t **m)
     *m = NULL;
 }
 
-/* Applies one request as its own batch; the reply is valid until the next call. */
-static Pm__V1__Reply *
-s_apply (s_fixture_t *f, Pm__V1__Request *req)
-{
-    pm_batch_item_t item = { req, NULL, NULL };
-    assert_int_equal (pm_daemon_apply (f->d, &item, 1), PM_OK);
-    assert_non_null (item.reply);
-    return item.reply;
-}
-
 /* Applies an import that must be answered OK; returns its reply body. */
 static Pm__V1__IntakeImportReply *
 s_import_ok (s_fixture_t *f, s_import_t *m)
 {
-    Pm__V1__Reply *r = s_apply (f, &m->req);
+    Pm__V1__Reply *r = pmt_apply (f->d, &m->req);
     if (r->status != PM__V1__STATUS__OK)
         fail_msg ("intake.import %s: %s: %s", m->id, pm_status_name (r->status), r->message);
     assert_string_equal (r->id, m->id);
@@ -264,7 +254,7 @@ s_unit_get (s_fixture_t *f, const char *unit_id)
     req.id = "read-unit";
     req.method = "intake.unit.get";
     assert_int_equal (pm_body_set (&req.base, "intake.unit.get", &body.base), PM_OK);
-    return s_apply (f, &req);
+    return pmt_apply (f->d, &req);
 }
 
 static Pm__V1__Unit *
@@ -289,37 +279,7 @@ s_estate_get (s_fixture_t *f, const char *estate_id)
     req.id = "read-estate";
     req.method = "intake.estate.get";
     assert_int_equal (pm_body_set (&req.base, "intake.estate.get", &body.base), PM_OK);
-    return s_apply (f, &req);
-}
-
-/* The "import_rejections" queue from ops.queues (valid until the next apply). */
-static Pm__V1__Queue *
-s_rejections_queue (s_fixture_t *f)
-{
-    Pm__V1__Request req = PM__V1__REQUEST__INIT;
-    Pm__V1__OpsQueuesRequest body = PM__V1__OPS_QUEUES_REQUEST__INIT;
-    body.limit = 100;
-    req.id = "read-queues";
-    req.method = "ops.queues";
-    assert_int_equal (pm_body_set (&req.base, "ops.queues", &body.base), PM_OK);
-    Pm__V1__Reply *r = s_apply (f, &req);
-    if (r->status != PM__V1__STATUS__OK)
-        fail_msg ("ops.queues: %s: %s", pm_status_name (r->status), r->message);
-    assert_int_equal (r->body_case, PM__V1__REPLY__BODY_OPS_QUEUES);
-    for (size_t i = 0; i < r->ops_queues->n_queues; i++)
-        if (strcmp (r->ops_queues->queues[i]->name, "import_rejections") == 0)
-            return r->ops_queues->queues[i];
-    fail_msg ("ops.queues has no import_rejections queue");
-    return NULL;
-}
-
-static const Pm__V1__QueueItem *
-s_queue_item (const Pm__V1__Queue *q, const char *key)
-{
-    for (size_t i = 0; i < q->n_items; i++)
-        if (strcmp (q->items[i]->key, key) == 0)
-            return q->items[i];
-    return NULL;
+    return pmt_apply (f->d, &req);
 }
 
 /* Packs a reply into malloc'd memory (to compare it after the next apply). */
@@ -617,7 +577,7 @@ test_retried_request_id_gets_stored_reply (void **state)
 {
     s_fixture_t *f = *state;
     s_import_t *m = s_import_mixed (f, "retry.csv", true);
-    Pm__V1__Reply *first = s_apply (f, &m->req);
+    Pm__V1__Reply *first = pmt_apply (f->d, &m->req);
     assert_int_equal (first->status, PM__V1__STATUS__OK);
     assert_int_equal (first->intake_import->created, 3);
     assert_int_equal (first->intake_import->rejected, 2);
@@ -626,7 +586,7 @@ test_retried_request_id_gets_stored_reply (void **state)
     size_t events = s_count (f, PM_DB_OUTBOX);
 
     /* the same id again: the stored reply, not "3 unchanged" */
-    Pm__V1__Reply *again = s_apply (f, &m->req);
+    Pm__V1__Reply *again = pmt_apply (f->d, &m->req);
     size_t len2;
     uint8_t *buf2 = s_pack_reply (again, &len2);
     assert_int_equal (len1, len2);
@@ -715,15 +675,15 @@ test_rejections_queue_until_fixed (void **state)
     assert_int_equal (s_import_ok (f, m)->rejected, 2);
     s_import_free (&m);
 
-    Pm__V1__Queue *q = s_rejections_queue (f);
+    Pm__V1__Queue *q = pmt_queue (f->d, "import_rejections");
     assert_true (q->count == 2);
     assert_int_equal (q->n_items, 2);
-    const Pm__V1__QueueItem *it = s_queue_item (q, "sales.csv:5");
+    const Pm__V1__QueueItem *it = pmt_queue_item (q, "sales.csv:5");
     if (!it)
         fail_msg ("no queue item sales.csv:5 (first: %s)", q->items[0]->key);
     assert_non_null (strstr (it->detail, "area_m2"));
     assert_non_null (strstr (it->detail, "abc"));
-    it = s_queue_item (q, "sales.csv:6");
+    it = pmt_queue_item (q, "sales.csv:6");
     assert_non_null (it);
     assert_non_null (strstr (it->detail, "owner_name"));
 
@@ -731,14 +691,14 @@ test_rejections_queue_until_fixed (void **state)
     m = s_import_mixed (f, "other.csv", false);
     s_import_ok (f, m);
     s_import_free (&m);
-    assert_true (s_rejections_queue (f)->count == 2);
+    assert_true (pmt_queue (f->d, "import_rejections")->count == 2);
 
     /* the same file, fixed: both leave the queue and the units are created */
     m = s_import_mixed (f, "sales.csv", false);
     Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
     assert_int_equal (r->rejected, 0);
     s_import_free (&m);
-    q = s_rejections_queue (f);
+    q = pmt_queue (f->d, "import_rejections");
     assert_true (q->count == 0);
     assert_int_equal (q->n_items, 0);
     Pm__V1__Unit *u = s_unit_ok (f, "E01/1-0104", NULL);
@@ -892,7 +852,7 @@ test_empty_batch_id_is_invalid (void **state)
     s_fixture_t *f = *state;
     s_import_t *m = s_import_mixed (f, "sales.csv", true);
     m->batch_id[0] = '\0';
-    Pm__V1__Reply *r = s_apply (f, &m->req);
+    Pm__V1__Reply *r = pmt_apply (f->d, &m->req);
     assert_int_equal (r->status, PM__V1__STATUS__INVALID);
     assert_non_null (strstr (r->message, "batch_id"));
     assert_int_equal (s_count (f, INTAKE_UNITS), 0);
@@ -912,7 +872,7 @@ test_state_survives_restart (void **state)
     s_import_t *m = s_import_new (f, "import:before", "sales.csv");
     for (unsigned i = 0; i < 3; i++)
         s_import_std_row (m, i);
-    Pm__V1__Reply *first = s_apply (f, &m->req);
+    Pm__V1__Reply *first = pmt_apply (f->d, &m->req);
     assert_int_equal (first->status, PM__V1__STATUS__OK);
     assert_int_equal (first->intake_import->created, 3);
     size_t len1, len2;
@@ -930,7 +890,7 @@ test_state_survives_restart (void **state)
     assert_string_equal (body->id_numbers_masked[0], s_masked_id (masked, s_resident_id (id, 1001)));
 
     /* a client retrying across the restart gets the stored reply */
-    Pm__V1__Reply *again = s_apply (f, &m->req);
+    Pm__V1__Reply *again = pmt_apply (f->d, &m->req);
     uint8_t *buf2 = s_pack_reply (again, &len2);
     assert_int_equal (len1, len2);
     assert_memory_equal (buf1, buf2, len1);

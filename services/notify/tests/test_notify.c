@@ -98,50 +98,6 @@ s_owner_li (s_event_t *e)
 
 /* --- applying ---------------------------------------------------------------------- */
 
-/* Applies one event as its own batch; the reply is valid until the next apply. */
-static Pm__V1__Reply *
-s_apply_event (s_fixture_t *f, s_event_t *e)
-{
-    pm_batch_item_t item = { NULL, &e->ev, NULL };
-    assert_int_equal (pm_daemon_apply (f->d, &item, 1), PM_OK);
-    assert_non_null (item.reply);
-    return item.reply;
-}
-
-/* Applies an event that must be applied (reply OK, cursor at its seq). */
-static void
-s_apply_ok (s_fixture_t *f, s_event_t *e)
-{
-    Pm__V1__Reply *r = s_apply_event (f, e);
-    if (r->status != PM__V1__STATUS__OK)
-        fail_msg ("event %s: %s: %s", e->id, pm_status_name (r->status), r->message);
-    if (pm_daemon_applied (f->d, "intake") != e->ev.seq)
-        fail_msg ("event %s: cursor at %llu, expected %llu (reply: %s)", e->id,
-                  (unsigned long long) pm_daemon_applied (f->d, "intake"), (unsigned long long) e->ev.seq,
-                  r->message ? r->message : "");
-}
-
-/* Applies an event that must be turned away by the runtime, leaving the cursor. */
-static void
-s_apply_ignored (s_fixture_t *f, s_event_t *e)
-{
-    uint64_t cursor = pm_daemon_applied (f->d, "intake");
-    Pm__V1__Reply *r = s_apply_event (f, e);
-    assert_non_null (r->message);
-    if (!strstr (r->message, "not applied"))
-        fail_msg ("event %s: expected 'not applied', got %s: %s", e->id, pm_status_name (r->status), r->message);
-    assert_true (pm_daemon_applied (f->d, "intake") == cursor);
-}
-
-static Pm__V1__Reply *
-s_apply_request (s_fixture_t *f, Pm__V1__Request *req)
-{
-    pm_batch_item_t item = { req, NULL, NULL };
-    assert_int_equal (pm_daemon_apply (f->d, &item, 1), PM_OK);
-    assert_non_null (item.reply);
-    return item.reply;
-}
-
 /* notify.contact.get (a READ route); the reply is valid until the next apply. */
 static Pm__V1__Reply *
 s_contact_get (s_fixture_t *f, const char *unit_id)
@@ -152,7 +108,7 @@ s_contact_get (s_fixture_t *f, const char *unit_id)
     req.id = "read-contact";
     req.method = "notify.contact.get";
     assert_int_equal (pm_body_set (&req.base, "notify.contact.get", &body.base), PM_OK);
-    return s_apply_request (f, &req);
+    return pmt_apply (f->d, &req);
 }
 
 static Pm__V1__NotifyContactGetReply *
@@ -175,40 +131,18 @@ s_owner (const Pm__V1__NotifyContactGetReply *c, const char *name)
     return NULL;
 }
 
-/* The value of metric name{labels} from ops.metrics; fails when absent. */
-static double
-s_metric (s_fixture_t *f, const char *name, const char *labels)
-{
-    Pm__V1__Request req = PM__V1__REQUEST__INIT;
-    Pm__V1__OpsMetricsRequest body = PM__V1__OPS_METRICS_REQUEST__INIT;
-    req.id = "read-metrics";
-    req.method = "ops.metrics";
-    assert_int_equal (pm_body_set (&req.base, "ops.metrics", &body.base), PM_OK);
-    Pm__V1__Reply *r = s_apply_request (f, &req);
-    if (r->status != PM__V1__STATUS__OK)
-        fail_msg ("ops.metrics: %s: %s", pm_status_name (r->status), r->message);
-    assert_int_equal (r->body_case, PM__V1__REPLY__BODY_OPS_METRICS);
-    for (size_t i = 0; i < r->ops_metrics->n_metrics; i++) {
-        const Pm__V1__Metric *m = r->ops_metrics->metrics[i];
-        if (strcmp (m->name, name) == 0 && strcmp (m->labels ? m->labels : "", labels) == 0)
-            return m->value;
-    }
-    fail_msg ("ops.metrics has no %s{%s}", name, labels);
-    return -1;
-}
-
 static double
 s_applied_total (s_fixture_t *f)
 {
-    return s_metric (f, "pm_consumer_applied_total", "source=\"intake\"");
+    return pmt_metric (f->d, "pm_consumer_applied_total", "source=\"intake\"");
 }
 
 /* notify_units and notify_contacts (total owners) must be units and owners. */
 static void
 s_assert_gauges (s_fixture_t *f, double units, double owners)
 {
-    double u = s_metric (f, "notify_units", "");
-    double o = s_metric (f, "notify_contacts", "");
+    double u = pmt_metric (f->d, "notify_units", "");
+    double o = pmt_metric (f->d, "notify_contacts", "");
     if (u != units || o != owners)
         fail_msg ("notify_units %.0f, notify_contacts %.0f; expected %.0f and %.0f", u, o, units, owners);
 }
@@ -226,8 +160,8 @@ test_registered_events_build_contacts (void **state)
     s_registered (&e2, 2, "1-102");
     s_owner_zhang (&e2);
     s_owner_li (&e2);
-    s_apply_ok (f, &e1);
-    s_apply_ok (f, &e2);
+    pmt_event_applied (f->d, &e1.ev);
+    pmt_event_applied (f->d, &e2.ev);
 
     Pm__V1__NotifyContactGetReply *c = s_contact_ok (f, "E01/1-101");
     assert_string_equal (c->unit_id, "E01/1-101");
@@ -260,13 +194,13 @@ test_added_co_owner_raises_contacts_by_one (void **state)
     s_event_t e;
     s_registered (&e, 1, "1-101");
     s_owner_zhang (&e);
-    s_apply_ok (f, &e);
+    pmt_event_applied (f->d, &e.ev);
     s_assert_gauges (f, 1, 1);
 
     s_updated (&e, 2, "1-101");
     s_owner_zhang (&e);
     s_owner_li (&e);
-    s_apply_ok (f, &e);
+    pmt_event_applied (f->d, &e.ev);
     s_assert_gauges (f, 1, 2);
     Pm__V1__NotifyContactGetReply *c = s_contact_ok (f, "E01/1-101");
     assert_int_equal (c->n_owners, 2);
@@ -282,13 +216,13 @@ test_changed_phone_leaves_contacts_unchanged (void **state)
     s_registered (&e, 1, "1-101");
     s_owner_zhang (&e);
     s_owner_li (&e);
-    s_apply_ok (f, &e);
+    pmt_event_applied (f->d, &e.ev);
     s_assert_gauges (f, 1, 2);
 
     s_updated (&e, 2, "1-101");
     s_owner_zhang (&e);
     pmt_unit_event_owner (&e, "Li Na", "13700001111", "li.na@example.com");
-    s_apply_ok (f, &e);
+    pmt_event_applied (f->d, &e.ev);
     s_assert_gauges (f, 1, 2);
     Pm__V1__NotifyContactGetReply *c = s_contact_ok (f, "E01/1-101");
     assert_int_equal (c->n_owners, 2);
@@ -306,14 +240,14 @@ test_removed_owner_lowers_contacts_by_one (void **state)
     s_owner_li (&e1);
     s_registered (&e2, 2, "1-102");
     s_owner_zhang (&e2);
-    s_apply_ok (f, &e1);
-    s_apply_ok (f, &e2);
+    pmt_event_applied (f->d, &e1.ev);
+    pmt_event_applied (f->d, &e2.ev);
     s_assert_gauges (f, 2, 3);
 
     /* Li Na sold her share of 1-101 */
     s_updated (&e1, 3, "1-101");
     s_owner_zhang (&e1);
-    s_apply_ok (f, &e1);
+    pmt_event_applied (f->d, &e1.ev);
     s_assert_gauges (f, 2, 2);
     Pm__V1__NotifyContactGetReply *c = s_contact_ok (f, "E01/1-101");
     assert_int_equal (c->n_owners, 1);
@@ -330,14 +264,14 @@ test_replayed_seq_changes_nothing (void **state)
     s_updated (&e2, 2, "1-101");
     s_owner_zhang (&e2);
     s_owner_li (&e2);
-    s_apply_ok (f, &e1);
-    s_apply_ok (f, &e2);
+    pmt_event_applied (f->d, &e1.ev);
+    pmt_event_applied (f->d, &e2.ev);
     s_assert_gauges (f, 1, 2);
     assert_int_equal (s_applied_total (f), 2);
 
     /* the last event again, then the first (which, applied, would drop Li Na) */
-    s_apply_ignored (f, &e2);
-    s_apply_ignored (f, &e1);
+    pmt_event_ignored (f->d, &e2.ev);
+    pmt_event_ignored (f->d, &e1.ev);
     s_assert_gauges (f, 1, 2);
     assert_true (pm_daemon_applied (f->d, "intake") == 2);
     assert_int_equal (s_applied_total (f), 2);
@@ -357,12 +291,12 @@ test_out_of_order_event_is_not_applied (void **state)
     s_owner_zhang (&e2);
     s_registered (&e3, 3, "1-103");
     s_owner_li (&e3);
-    s_apply_ok (f, &e1);
-    s_apply_ignored (f, &e3);
+    pmt_event_applied (f->d, &e1.ev);
+    pmt_event_ignored (f->d, &e3.ev);
     assert_int_equal (s_contact_get (f, "E01/1-103")->status, PM__V1__STATUS__NOT_FOUND);
     s_assert_gauges (f, 1, 1);
-    s_apply_ok (f, &e2);
-    s_apply_ok (f, &e3);
+    pmt_event_applied (f->d, &e2.ev);
+    pmt_event_applied (f->d, &e3.ev);
     s_assert_gauges (f, 3, 3);
 }
 
@@ -374,16 +308,16 @@ test_event_without_unit_goes_to_dead_events (void **state)
     s_registered (&e, 1, "1-101");
     e.ev.payload_case = PM__V1__EVENT__PAYLOAD__NOT_SET;
     e.ev.unit = NULL;
-    Pm__V1__Reply *r = s_apply_event (f, &e);
+    Pm__V1__Reply *r = pmt_apply_event (f->d, &e.ev);
     assert_int_equal (r->status, PM__V1__STATUS__INVALID);
     assert_true (pm_daemon_applied (f->d, "intake") == 1);
-    assert_int_equal (s_metric (f, "pm_events_dead_total", ""), 1);
+    assert_int_equal (pmt_metric (f->d, "pm_events_dead_total", ""), 1);
     s_assert_gauges (f, 0, 0);
 
     /* the cursor moved past it: the next event applies */
     s_updated (&e, 2, "1-101");
     s_owner_zhang (&e);
-    s_apply_ok (f, &e);
+    pmt_event_applied (f->d, &e.ev);
     s_assert_gauges (f, 1, 1);
 }
 
@@ -394,7 +328,7 @@ test_unknown_unit_is_not_found (void **state)
     s_event_t e;
     s_registered (&e, 1, "1-101");
     s_owner_zhang (&e);
-    s_apply_ok (f, &e);
+    pmt_event_applied (f->d, &e.ev);
     Pm__V1__Reply *r = s_contact_get (f, "E01/9-999");
     assert_int_equal (r->status, PM__V1__STATUS__NOT_FOUND);
     assert_non_null (strstr (r->message, "E01/9-999"));
@@ -422,8 +356,8 @@ test_contacts_survive_restart (void **state)
     s_owner_zhang (&e2);
     s_registered (&e3, 3, "1-103");
     s_owner_li (&e3);
-    s_apply_ok (f, &e1);
-    s_apply_ok (f, &e2);
+    pmt_event_applied (f->d, &e1.ev);
+    pmt_event_applied (f->d, &e2.ev);
 
     s_daemon_stop (f);
     s_daemon_start (f);
@@ -435,10 +369,10 @@ test_contacts_survive_restart (void **state)
     assert_int_equal (c->n_owners, 2);
     assert_string_equal (s_owner (c, "Li Na")->phone, "13987654321");
 
-    s_apply_ignored (f, &e1);
-    s_apply_ignored (f, &e2);
+    pmt_event_ignored (f->d, &e1.ev);
+    pmt_event_ignored (f->d, &e2.ev);
     s_assert_gauges (f, 2, 3);
-    s_apply_ok (f, &e3);
+    pmt_event_applied (f->d, &e3.ev);
     s_assert_gauges (f, 3, 4);
     assert_int_equal (s_applied_total (f), 3);
 }
