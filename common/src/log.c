@@ -2,6 +2,7 @@
  * from several processes sharing the stream never interleave. */
 #define _GNU_SOURCE
 #include "pm/log.h"
+#include "pm/text.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -121,38 +122,15 @@ pm_log (int level, const char *fmt, ...)
     errno = saved_errno;
 }
 
-/* Copies s into buf keeping `head` leading and `tail` trailing characters and
- * replacing the ones between by '*' (fewer stars if buf is short). */
-static const char *
-s_mask (const char *s, size_t head, size_t tail, char *buf, size_t size)
-{
-    if (!buf || size == 0)
-        return "";
-    buf[0] = '\0';
-    if (!s || !*s)
-        return buf;
-    size_t len = strlen (s);
-    size_t stars = len - head - tail;
-    if (head + tail + 1 > size)
-        return buf;
-    if (head + stars + tail + 1 > size)
-        stars = size - 1 - head - tail;
-    memcpy (buf, s, head);
-    memset (buf + head, '*', stars);
-    memcpy (buf + head + stars, s + len - tail, tail);
-    buf[head + stars + tail] = '\0';
-    return buf;
-}
-
 /* 11 or more characters: first 3 and last 4 kept. Shorter: last 2 kept
  * (last 1 for two characters, none for one), never the whole value. */
 const char *
 pm_mask_phone (const char *phone, char *buf, size_t size)
 {
-    size_t len = phone ? strlen (phone) : 0;
+    size_t len = phone ? pm_utf8_chars (phone) : 0;
     if (len >= 11)
-        return s_mask (phone, 3, 4, buf, size);
-    return s_mask (phone, 0, len > 2 ? 2 : (len ? len - 1 : 0), buf, size);
+        return pm_mask_chars (phone, 3, 4, buf, size);
+    return pm_mask_chars (phone, 0, 2, buf, size);
 }
 
 /* 15 or more characters (both ID card lengths): first 4 and last 4 kept.
@@ -160,8 +138,8 @@ pm_mask_phone (const char *phone, char *buf, size_t size)
 const char *
 pm_mask_id (const char *id, char *buf, size_t size)
 {
-    size_t len = id ? strlen (id) : 0;
+    size_t len = id ? pm_utf8_chars (id) : 0;
     if (len >= 15)
-        return s_mask (id, 4, 4, buf, size);
-    return s_mask (id, 0, len > 1 ? 1 : 0, buf, size);
+        return pm_mask_chars (id, 4, 4, buf, size);
+    return pm_mask_chars (id, 0, 1, buf, size);
 }
