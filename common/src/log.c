@@ -17,6 +17,15 @@ static const char *s_name = "pm";
 static int s_level = PM_LOG_INFO;
 
 static const char *const s_level_names[] = { "DEBUG", "INFO", "WARN", "ERROR" };
+static pm_log_sink_fn s_sink;
+static void *s_sink_arg;
+
+void
+pm_log_set_sink (pm_log_sink_fn fn, void *arg)
+{
+    s_sink = fn;
+    s_sink_arg = arg;
+}
 
 void
 pm_log_init (const char *name, int level)
@@ -116,6 +125,11 @@ pm_log (int level, const char *fmt, ...)
         if (line[i] == '\n' || line[i] == '\r')
             line[i] = ' ';
     line[len++] = '\n';
+    if (s_sink) {
+        line[len - 1] = '\0';
+        s_sink (level, line + plen, s_sink_arg);
+        line[len - 1] = '\n';
+    }
     s_write_all (line, len);
     if (line != stack)
         free (line);

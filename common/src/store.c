@@ -26,7 +26,7 @@ struct pm_store {
     size_t map_size;
 };
 
-static const char *s_lib_tables[PM_DB_FIRST_DOMAIN] = { "outbox", "inbox", "idem", "timers", "meta", "dead" };
+static const char *s_lib_tables[PM_DB_FIRST_DOMAIN] = { "outbox", "inbox", "idem", "timers", "meta", "dead", "timer_index" };
 
 int
 pm_mkdirs (const char *dir)
@@ -200,6 +200,8 @@ s_begin (pm_txn_t *t, pm_store_t *s, pm_txn_t *parent, unsigned flags)
     memset (t, 0, sizeof *t);
     t->store = s;
     t->rdonly = (flags & MDB_RDONLY) != 0;
+    if (parent)
+        t->arena = parent->arena;
     if (parent && parent->err)
         return t->err = PM_ETXN;
     int rc = mdb_txn_begin (s->env, parent ? parent->txn : NULL, flags, &t->txn);
@@ -223,9 +225,21 @@ pm_txn_begin_read (pm_txn_t *t, pm_store_t *s)
     return s_begin (t, s, NULL, MDB_RDONLY);
 }
 
+/* Read txns' cursors must be closed by hand; write txns free theirs, but
+ * closing them here too keeps one rule. */
+static void
+s_close_cursors (pm_txn_t *t)
+{
+    for (int i = 0; i < t->ncursors; i++)
+        if (t->cursors[i])
+            mdb_cursor_close (t->cursors[i]);
+    t->ncursors = 0;
+}
+
 int
 pm_txn_commit (pm_txn_t *t)
 {
+    s_close_cursors (t);
     if (!t->txn)
         return t->err ? t->err : PM_ETXN;
     if (t->err) {
@@ -243,6 +257,7 @@ pm_txn_commit (pm_txn_t *t)
 void
 pm_txn_abort (pm_txn_t *t)
 {
+    s_close_cursors (t);
     if (t->txn)
         mdb_txn_abort (t->txn);
     t->txn = NULL;
@@ -307,6 +322,295 @@ pm_txn_count (pm_txn_t *t, int table)
     return st.ms_entries;
 }
 
+int
+pm_txn_clear (pm_txn_t *t, int table)
+{
+    if (t->err)
+        return t->err;
+    int rc = mdb_drop (t->txn, t->store->dbi[table], 0);
+    if (rc != 0)
+        return pm_txn_fail (t, pm_err_from_mdb (rc));
+    t->writes++;
+    return PM_OK;
+}
+
+/* --- typed records ------------------------------------------------------------ */
+
+/* A bad key fails its own command (PM_EINVAL), never the batch. */
+static int
+s_key_ok (pm_txn_t *t, const pm_key_t *k)
+{
+    if (t->err)
+        return t->err;
+    if (k->bad || k->len == 0)
+        return pm_txn_fail (t, PM_EINVAL);
+    return PM_OK;
+}
+
+int
+pm_txn_put_msg (pm_txn_t *t, int table, const pm_key_t *k, const ProtobufCMessage *m)
+{
+    if (s_key_ok (t, k) != PM_OK)
+        return t->err;
+    size_t len = protobuf_c_message_get_packed_size (m);
+    MDB_val kv = { k->len, (void *) k->buf }, v = { len, NULL };
+    int rc = mdb_put (t->txn, t->store->dbi[table], &kv, &v, MDB_RESERVE);
+    if (rc != 0)
+        return pm_txn_fail (t, pm_err_from_mdb (rc));
+    if (len)
+        protobuf_c_message_pack (m, v.mv_data);
+    t->writes++;
+    return PM_OK;
+}
+
+static int
+s_decode (pm_txn_t *t, const MDB_val *v, const ProtobufCMessageDescriptor *desc, void *out)
+{
+    ProtobufCAllocator *alloc = t->arena ? pm_arena_pb (t->arena) : NULL;
+    ProtobufCMessage *m = protobuf_c_message_unpack (desc, alloc, v->mv_size, v->mv_data);
+    *(ProtobufCMessage **) out = m;
+    if (!m) {
+        pm_warn ("store: a stored %s (%zu bytes) does not decode", desc->name, v->mv_size);
+        return PM_EPROTO;
+    }
+    return PM_OK;
+}
+
+int
+pm_txn_get_msg (pm_txn_t *t, int table, const pm_key_t *k, const ProtobufCMessageDescriptor *desc, void *out)
+{
+    MDB_val v;
+    *(void **) out = NULL;
+    int rc = pm_txn_get_key (t, table, k, &v);
+    if (rc != PM_OK)
+        return rc;
+    return s_decode (t, &v, desc, out);
+}
+
+int
+pm_txn_get_key (pm_txn_t *t, int table, const pm_key_t *k, MDB_val *val)
+{
+    if (s_key_ok (t, k) != PM_OK)
+        return t->err;
+    return pm_txn_get (t, table, k->buf, k->len, val);
+}
+
+int
+pm_txn_put_key (pm_txn_t *t, int table, const pm_key_t *k, const void *val, size_t vlen)
+{
+    if (s_key_ok (t, k) != PM_OK)
+        return t->err;
+    return pm_txn_put (t, table, k->buf, k->len, val, vlen);
+}
+
+int
+pm_txn_del_key (pm_txn_t *t, int table, const pm_key_t *k)
+{
+    if (s_key_ok (t, k) != PM_OK)
+        return t->err;
+    return pm_txn_del (t, table, k->buf, k->len);
+}
+
+bool
+pm_txn_has (pm_txn_t *t, int table, const pm_key_t *k)
+{
+    MDB_val v;
+    return pm_txn_get_key (t, table, k, &v) == PM_OK;
+}
+
+/* --- scans ------------------------------------------------------------------------ */
+
+static bool
+s_in_bounds (pm_scan_t *s)
+{
+    if (s->mode == 1)
+        return s->key.mv_size >= s->bound.len && memcmp (s->key.mv_data, s->bound.buf, s->bound.len) == 0;
+    if (s->mode == 2 && s->bound.len) {
+        size_t n = s->key.mv_size < s->bound.len ? s->key.mv_size : s->bound.len;
+        int c = memcmp (s->key.mv_data, s->bound.buf, n);
+        return c < 0 || (c == 0 && s->key.mv_size < s->bound.len);
+    }
+    return true;
+}
+
+static bool
+s_settle (pm_scan_t *s, int rc)
+{
+    if (rc == MDB_NOTFOUND)
+        s->ok = false;
+    else if (rc != 0) {
+        pm_txn_fail (s->txn, pm_err_from_mdb (rc));
+        s->ok = false;
+    }
+    else
+        s->ok = s_in_bounds (s);
+    return s->ok;
+}
+
+static bool
+s_open (pm_scan_t *s, pm_txn_t *t, int table)
+{
+    s->txn = t;
+    s->cur = NULL;
+    s->ok = false;
+    if (t->err)
+        return false;
+    if (t->ncursors == PM_TXN_CURSORS) {
+        pm_error ("store: more than %d scans open in one transaction", PM_TXN_CURSORS);
+        pm_txn_fail (t, PM_EINVAL);
+        return false;
+    }
+    int rc = mdb_cursor_open (t->txn, t->store->dbi[table], &s->cur);
+    if (rc != 0) {
+        pm_txn_fail (t, pm_err_from_mdb (rc));
+        return false;
+    }
+    t->cursors[t->ncursors++] = s->cur;
+    return true;
+}
+
+bool
+pm_scan_prefix (pm_scan_t *s, pm_txn_t *t, int table, const pm_key_t *prefix)
+{
+    memset (s, 0, sizeof *s);
+    if (prefix && prefix->bad) {
+        pm_txn_fail (t, PM_EINVAL);
+        return false;
+    }
+    if (!s_open (s, t, table))
+        return false;
+    s->mode = prefix && prefix->len ? 1 : 0;
+    if (s->mode) {
+        s->bound = *prefix;
+        s->key.mv_size = prefix->len;
+        s->key.mv_data = s->bound.buf;
+        return s_settle (s, mdb_cursor_get (s->cur, &s->key, &s->val, MDB_SET_RANGE));
+    }
+    return s_settle (s, mdb_cursor_get (s->cur, &s->key, &s->val, MDB_FIRST));
+}
+
+/* The smallest key greater than every key with this prefix, or false when
+ * there is none (the prefix is all 0xff). */
+static bool
+s_successor (pm_key_t *k)
+{
+    while (k->len && k->buf[k->len - 1] == 0xff)
+        k->len--;
+    if (!k->len)
+        return false;
+    k->buf[k->len - 1]++;
+    return true;
+}
+
+bool
+pm_scan_prefix_rev (pm_scan_t *s, pm_txn_t *t, int table, const pm_key_t *prefix)
+{
+    memset (s, 0, sizeof *s);
+    s->reverse = true;
+    if (prefix && prefix->bad) {
+        pm_txn_fail (t, PM_EINVAL);
+        return false;
+    }
+    if (!s_open (s, t, table))
+        return false;
+    s->mode = prefix && prefix->len ? 1 : 0;
+    if (!s->mode)
+        return s_settle (s, mdb_cursor_get (s->cur, &s->key, &s->val, MDB_LAST));
+    s->bound = *prefix;
+    pm_key_t after = *prefix;
+    int rc;
+    if (s_successor (&after)) {
+        MDB_val k = { after.len, after.buf };
+        rc = mdb_cursor_get (s->cur, &k, &s->val, MDB_SET_RANGE);
+        rc = rc == 0 ? mdb_cursor_get (s->cur, &s->key, &s->val, MDB_PREV)
+                     : rc == MDB_NOTFOUND ? mdb_cursor_get (s->cur, &s->key, &s->val, MDB_LAST) : rc;
+    }
+    else
+        rc = mdb_cursor_get (s->cur, &s->key, &s->val, MDB_LAST);
+    return s_settle (s, rc);
+}
+
+bool
+pm_scan_range (pm_scan_t *s, pm_txn_t *t, int table, const pm_key_t *from, const pm_key_t *to)
+{
+    memset (s, 0, sizeof *s);
+    if ((from && from->bad) || (to && to->bad)) {
+        pm_txn_fail (t, PM_EINVAL);
+        return false;
+    }
+    if (!s_open (s, t, table))
+        return false;
+    s->mode = 2;
+    if (to)
+        s->bound = *to;
+    if (from && from->len) {
+        s->key.mv_size = from->len;
+        s->key.mv_data = (void *) from->buf;
+        return s_settle (s, mdb_cursor_get (s->cur, &s->key, &s->val, MDB_SET_RANGE));
+    }
+    return s_settle (s, mdb_cursor_get (s->cur, &s->key, &s->val, MDB_FIRST));
+}
+
+bool
+pm_scan_after (pm_scan_t *s, pm_txn_t *t, int table, const void *after, size_t len)
+{
+    pm_key_t from;
+    if (!pm_scan_range (s, t, table, pm_key_raw (&from, after, len), NULL))
+        return false;
+    if (len && s->key.mv_size == len && memcmp (s->key.mv_data, after, len) == 0)
+        return pm_scan_next (s); /* sent already */
+    return true;
+}
+
+bool
+pm_scan_next (pm_scan_t *s)
+{
+    if (!s->cur || s->txn->err) {
+        s->ok = false;
+        return false;
+    }
+    return s_settle (s, mdb_cursor_get (s->cur, &s->key, &s->val, s->reverse ? MDB_PREV : MDB_NEXT));
+}
+
+int
+pm_scan_msg (pm_scan_t *s, const ProtobufCMessageDescriptor *desc, void *out)
+{
+    *(void **) out = NULL;
+    if (!s->ok)
+        return PM_ENOTFOUND;
+    return s_decode (s->txn, &s->val, desc, out);
+}
+
+int
+pm_scan_del (pm_scan_t *s)
+{
+    if (!s->ok)
+        return PM_ENOTFOUND;
+    int rc = mdb_cursor_del (s->cur, 0);
+    if (rc != 0)
+        return pm_txn_fail (s->txn, pm_err_from_mdb (rc));
+    /* LMDB leaves the cursor on the entry after the deleted one: MDB_NEXT
+     * returns that entry, MDB_PREV the one before the deleted. */
+    s->txn->writes++;
+    return PM_OK;
+}
+
+void
+pm_scan_end (pm_scan_t *s)
+{
+    if (!s->cur)
+        return;
+    pm_txn_t *t = s->txn;
+    for (int i = 0; i < t->ncursors; i++)
+        if (t->cursors[i] == s->cur) {
+            mdb_cursor_close (s->cur);
+            t->cursors[i] = t->cursors[--t->ncursors];
+            break;
+        }
+    s->cur = NULL;
+    s->ok = false;
+}
+
 void
 pm_u64_be (uint64_t v, unsigned char out[8])
 {
@@ -341,41 +645,4 @@ pm_meta_put_u64 (pm_txn_t *t, const char *name, uint64_t v)
     unsigned char b[8];
     pm_u64_be (v, b);
     return pm_txn_put (t, PM_DB_META, name, strlen (name), b, 8);
-}
-
-int
-pm_timer_add (pm_txn_t *t, int64_t due_ms, const char *kind, const char *key, const void *payload,
-              size_t plen)
-{
-    unsigned char k[16];
-    uint64_t n = pm_meta_get_u64 (t, "timer_n") + 1;
-    pm_meta_put_u64 (t, "timer_n", n);
-    pm_u64_be ((uint64_t) (due_ms < 0 ? 0 : due_ms), k);
-    pm_u64_be (n, k + 8);
-    size_t kl = strlen (kind), kk = strlen (key);
-    size_t vlen = kl + 1 + kk + 1 + plen;
-    char *v = malloc (vlen);
-    if (!v)
-        return pm_txn_fail (t, PM_ENOMEM);
-    memcpy (v, kind, kl + 1);
-    memcpy (v + kl + 1, key, kk + 1);
-    if (plen)
-        memcpy (v + kl + kk + 2, payload, plen);
-    int rc = pm_txn_put (t, PM_DB_TIMERS, k, sizeof k, v, vlen);
-    free (v);
-    return rc;
-}
-
-int64_t
-pm_timer_next_due (pm_txn_t *t)
-{
-    MDB_cursor *c;
-    MDB_val k, v;
-    int64_t due = INT64_MAX;
-    if (t->err || mdb_cursor_open (t->txn, t->store->dbi[PM_DB_TIMERS], &c) != 0)
-        return due;
-    if (mdb_cursor_get (c, &k, &v, MDB_FIRST) == 0 && k.mv_size == 16)
-        due = (int64_t) pm_be_u64 (k.mv_data);
-    mdb_cursor_close (c);
-    return due;
 }

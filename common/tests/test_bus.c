@@ -50,7 +50,6 @@ static void
 s_start_sub (fx_t *f)
 {
     f->sub = pmt_daemon (&pmt_sub_spec, f->dir, "", f->lsub);
-    assert_int_equal (pm_daemon_subscribe (f->sub, "pub", pmt_sub_events), PM_OK);
     assert_int_equal (pm_daemon_bind (f->sub), PM_OK);
     pm_daemon_run (f->sub);
 }
@@ -128,15 +127,29 @@ test_late_subscriber_gets_everything_by_replay (void **state)
     free (v);
 }
 
+static double
+s_replays (fx_t *f)
+{
+    return pmt_metric_or (f->pub, "pm_requests_total", "method=\"events.replay\",status=\"OK\"", 0);
+}
+
 static void
 test_live_events_follow (void **state)
 {
     fx_t *f = *state;
     s_start_sub (f);
-    SPIN_UNTIL (f, pm_daemon_applied (f->sub, "pub") == 0 && f->replies == 0);
+    SPIN_UNTIL (f, s_replays (f) >= 1); /* its start-up replay was answered */
+    /* A first event proves the SUB is connected: it arrives live, or by a
+     * replay that a heartbeat (which came over the same SUB) asked for. */
+    s_put (f, "probe", 1);
+    SPIN_UNTIL (f, pm_daemon_applied (f->sub, "pub") == 1);
+    double replays = s_replays (f);
     s_put (f, "live", 300);
-    SPIN_UNTIL (f, pm_daemon_applied (f->sub, "pub") == 300);
-    assert_int_equal (s_applied (f->sub), 300);
+    SPIN_UNTIL (f, pm_daemon_applied (f->sub, "pub") == 301);
+    assert_int_equal (s_applied (f->sub), 301);
+    /* they came live: no gap was seen and no replay was asked for */
+    assert_int_equal (pmt_metric (f->sub, "pm_consumer_gaps_total", "source=\"pub\""), 0);
+    assert_true (s_replays (f) == replays);
 }
 
 static void
@@ -242,6 +255,120 @@ test_retention_prunes_and_replay_says_so (void **state)
     pmt_req_free (rp);
 }
 
+/* Moves pub's clock past the retention and waits until its outbox holds only
+ * the latest event. */
+static void
+s_prune_pub (fx_t *f)
+{
+    pmt_clock_advance (f->pub, "31d");
+    SPIN_UNTIL (f, pm_store_count (pm_daemon_store (f->pub), PM_DB_OUTBOX) == 1);
+}
+
+static void
+test_consumer_behind_retention_loads_the_snapshot (void **state)
+{
+    fx_t *f = *state;
+    s_put (f, "old", 5);
+    s_prune_pub (f); /* events 1..4 are gone: a new consumer cannot replay them */
+    pmt_log_start ();
+    s_start_sub (f);
+    SPIN_UNTIL (f, pm_daemon_applied (f->sub, "pub") == 5);
+    for (int i = 0; i < 5; i++) {
+        char key[16];
+        snprintf (key, sizeof key, "old%05d", i);
+        char *v = pmt_kv (f->sub, key);
+        if (!v)
+            fail_msg ("%s missing after the snapshot", key);
+        free (v);
+    }
+    assert_int_equal (pmt_metric (f->sub, "pm_consumer_snapshots_total", "source=\"pub\""), 1);
+    assert_int_equal (pmt_log_count ("loading pub's snapshot:"), 1); /* said once, with the reason */
+    assert_true (pmt_log_has ("were pruned"));
+    pmt_log_stop ();
+    /* then it follows from the snapshot's seq */
+    s_put (f, "new", 3);
+    SPIN_UNTIL (f, pm_daemon_applied (f->sub, "pub") == 8);
+    char *v = pmt_kv (f->sub, "new00002");
+    assert_string_equal (v, "pub:8");
+    free (v);
+    assert_int_equal (pmt_queue (f->sub, "upstreams")->count, 0);
+    assert_int_equal (pmt_metric (f->sub, "pm_consumer_following", "source=\"pub\""), 1);
+}
+
+static void
+test_rebuild_reloads_a_damaged_projection (void **state)
+{
+    fx_t *f = *state;
+    s_start_sub (f);
+    s_put (f, "k", 10);
+    SPIN_UNTIL (f, pm_daemon_applied (f->sub, "pub") == 10);
+    /* damage the projection by hand */
+    pm_txn_t t;
+    assert_int_equal (pm_txn_begin (&t, pm_daemon_store (f->sub), NULL), PM_OK);
+    pm_txn_del (&t, PMT_KV, "k00003", 6);
+    pm_txn_put (&t, PMT_KV, "stray", 5, "x", 1);
+    assert_int_equal (pm_txn_commit (&t), PM_OK);
+
+    Pm__V1__OpsRebuildRequest body = PM__V1__OPS_REBUILD_REQUEST__INIT;
+    body.source = "nosuch";
+    Pm__V1__Reply *r = pmt_call_expect (f->sub, "rb0", "ops.rebuild", &body.base, PM__V1__STATUS__NOT_FOUND);
+    assert_non_null (strstr (r->message, "it consumes: pub"));
+    body.source = "pub";
+    r = pmt_call_expect (f->sub, "rb1", "ops.rebuild", &body.base, PM__V1__STATUS__OK);
+    assert_true (r->ops_rebuild->cursor_before == 10);
+    SPIN_UNTIL (f, pmt_metric (f->sub, "pm_consumer_snapshots_total", "source=\"pub\"") == 1);
+    char *v = pmt_kv (f->sub, "k00003");
+    assert_non_null (v); /* back */
+    free (v);
+    assert_null (pmt_kv (f->sub, "stray")); /* the table was emptied first */
+    assert_true (pm_daemon_applied (f->sub, "pub") == 10);
+    s_put (f, "after", 2);
+    SPIN_UNTIL (f, pm_daemon_applied (f->sub, "pub") == 12);
+}
+
+static int
+s_nosnap_setup (void **state)
+{
+    static pm_daemon_spec_t nosnap;
+    nosnap = pmt_pub_spec;
+    nosnap.snapshot = NULL;
+    fx_t *f = calloc (1, sizeof *f);
+    f->dir = pmt_tmpdir ();
+    f->lpub = ev_loop_new (0);
+    f->lsub = ev_loop_new (0);
+    f->pub = pmt_daemon (&nosnap, f->dir, "", f->lpub);
+    assert_int_equal (pm_daemon_bind (f->pub), PM_OK);
+    pm_daemon_run (f->pub);
+    char ep[512];
+    snprintf (ep, sizeof ep, "ipc://%s/pub.cmd", f->dir);
+    f->client = pm_client_new (NULL, ep);
+    *state = f;
+    return 0;
+}
+
+static void
+test_stranded_is_said_once_and_queued (void **state)
+{
+    fx_t *f = *state;
+    s_put (f, "old", 5);
+    s_prune_pub (f);
+    pmt_log_start ();
+    s_start_sub (f);
+    SPIN_UNTIL (f, pmt_log_has ("stranded behind pub"));
+    int64_t until = pm_mono_ms () + 1500; /* several replay timeouts and ticks */
+    while (pm_mono_ms () < until)
+        s_turn (f);
+    assert_int_equal (pmt_log_count ("stranded behind pub"), 1);
+    assert_int_equal (pmt_log_count ("replay from pub failed"), 0);
+    pmt_log_stop ();
+    const Pm__V1__QueueItem *it = pmt_queue_item (pmt_queue (f->sub, "upstreams"), "pub");
+    assert_non_null (it);
+    assert_string_equal (pmt_queue_field (it, "state"), "stranded");
+    assert_non_null (strstr (it->reason, "keeps no snapshot"));
+    assert_int_equal (pmt_metric (f->sub, "pm_consumer_following", "source=\"pub\""), 0);
+    assert_true (pm_daemon_applied (f->sub, "pub") == 0);
+}
+
 int
 main (void)
 {
@@ -252,6 +379,9 @@ main (void)
         cmocka_unit_test_setup_teardown (test_lost_last_event_is_found_by_heartbeat, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_durable_timer_fires_after_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_retention_prunes_and_replay_says_so, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_consumer_behind_retention_loads_the_snapshot, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_rebuild_reloads_a_damaged_projection, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_stranded_is_said_once_and_queued, s_nosnap_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

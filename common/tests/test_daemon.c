@@ -259,10 +259,15 @@ test_second_instance_refused (void **state)
     char *text = pmt_config_text (f->dir, ""), *err = NULL;
     pm_config_t *cfg = pm_config_load_string (text, "test.conf", &err);
     free (text);
+    assert_non_null (cfg);
     struct ev_loop *loop = ev_loop_new (0);
+    pmt_log_start ();
     pm_daemon_t *twin = pm_daemon_new (&pmt_pub_spec, cfg, loop);
-    assert_null (twin); /* the data dir is locked by the running one */
+    bool refused = pmt_log_has ("pub is already running (pid ");
+    pmt_log_stop ();
     ev_loop_destroy (loop);
+    assert_null (twin);
+    assert_true (refused); /* refused for the lock, not for any other reason */
 }
 
 int

@@ -242,7 +242,7 @@ test_first_error_is_kept (void **state)
     assert_int_equal (pm_txn_del (&t, S_UNITS, "before", 6), PM_EINVAL);
     assert_int_equal (pm_txn_get (&t, S_UNITS, "before", 6, &v), PM_EINVAL);
     assert_int_equal (pm_meta_put_u64 (&t, "n", 1), PM_EINVAL);
-    assert_int_equal (pm_timer_add (&t, 1000, "k", "x", NULL, 0), PM_EINVAL);
+    assert_int_equal (pm_timer_set (&t, "k", "x", 1000, NULL, 0), PM_EINVAL);
     assert_int_equal (t.writes, 1); /* nothing after the failure was done */
     /* a nested txn of a failed parent does not begin */
     pm_txn_t child;
@@ -492,11 +492,11 @@ test_timer_next_due_is_earliest (void **state)
     pm_txn_abort (&t);
 
     assert_int_equal (pm_txn_begin (&t, f->store, NULL), PM_OK);
-    assert_int_equal (pm_timer_add (&t, 5000, "dunning.step", "INV-5", "p5", 2), PM_OK);
-    assert_int_equal (pm_timer_add (&t, 300, "dunning.step", "INV-3", NULL, 0), PM_OK);
-    assert_int_equal (pm_timer_add (&t, 259200000, "sla.check", "WO-1", "x", 1), PM_OK);
-    assert_int_equal (pm_timer_add (&t, 300, "dunning.step", "INV-3b", NULL, 0), PM_OK);
-    assert_int_equal (pm_timer_add (&t, 1000, "sla.check", "WO-2", NULL, 0), PM_OK);
+    assert_int_equal (pm_timer_set (&t, "dunning.step", "INV-5", 5000, "p5", 2), PM_OK);
+    assert_int_equal (pm_timer_set (&t, "dunning.step", "INV-3", 300, NULL, 0), PM_OK);
+    assert_int_equal (pm_timer_set (&t, "sla.check", "WO-1", 259200000, "x", 1), PM_OK);
+    assert_int_equal (pm_timer_set (&t, "dunning.step", "INV-3b", 300, NULL, 0), PM_OK);
+    assert_int_equal (pm_timer_set (&t, "sla.check", "WO-2", 1000, NULL, 0), PM_OK);
     /* the open txn sees its own timers */
     assert_true (pm_timer_next_due (&t) == 300);
     assert_int_equal (pm_txn_commit (&t), PM_OK);
@@ -507,22 +507,27 @@ test_timer_next_due_is_earliest (void **state)
     assert_true (pm_timer_next_due (&t) == 300);
     pm_txn_abort (&t);
 
-    /* the first timer holds kind NUL key NUL payload */
+    /* the due ones come earliest first, with kind, key and payload */
     assert_int_equal (pm_txn_begin_read (&t, f->store), PM_OK);
-    MDB_cursor *c;
-    MDB_val k, v;
-    assert_int_equal (mdb_cursor_open (t.txn, pm_store_dbi (f->store, PM_DB_TIMERS), &c), 0);
-    assert_int_equal (mdb_cursor_get (c, &k, &v, MDB_FIRST), 0);
-    assert_int_equal (k.mv_size, 16);
-    assert_true (pm_be_u64 (k.mv_data) == 300);
-    assert_int_equal (v.mv_size, sizeof "dunning.step" + sizeof "INV-3");
-    assert_memory_equal (v.mv_data, "dunning.step\0INV-3", v.mv_size);
-    mdb_cursor_close (c);
+    pm_scan_t s;
+    pm_timer_t tm;
+    int n = 0;
+    for (pm_timer_scan (&s, &t, 1000); s.ok; pm_scan_next (&s), n++) {
+        assert_int_equal (pm_timer_read (&s, &tm), PM_OK);
+        assert_true (tm.due_ms <= 1000);
+    }
+    assert_int_equal (n, 3);
+    pm_timer_scan (&s, &t, 1000);
+    assert_int_equal (pm_timer_read (&s, &tm), PM_OK);
+    assert_true (tm.due_ms == 300);
+    assert_string_equal (tm.kind, "dunning.step");
+    assert_string_equal (tm.key, "INV-3");
+    assert_int_equal (tm.plen, 0);
     pm_txn_abort (&t);
 
     /* a later, earlier-due timer becomes the next */
     assert_int_equal (pm_txn_begin (&t, f->store, NULL), PM_OK);
-    assert_int_equal (pm_timer_add (&t, 20, "sla.check", "WO-3", NULL, 0), PM_OK);
+    assert_int_equal (pm_timer_set (&t, "sla.check", "WO-3", 20, NULL, 0), PM_OK);
     assert_int_equal (pm_txn_commit (&t), PM_OK);
     assert_int_equal (pm_txn_begin_read (&t, f->store), PM_OK);
     assert_true (pm_timer_next_due (&t) == 20);

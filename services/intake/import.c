@@ -9,112 +9,23 @@
 #include "intake.h"
 #include "pm/err.h"
 #include "pm/log.h"
+#include "pm/text.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-const char *
-intake_key_file (const pm_config_t *cfg)
-{
-    static char path[4096];
-    const char *v = pm_config_get (cfg, "intake", "key_file", NULL);
-    if (v && *v)
-        return v;
-    snprintf (path, sizeof path, "%s/keys/intake.key", pm_config_home (cfg));
-    return path;
-}
-
-int
-intake_load_key (intake_t *in, const char *path)
-{
-    if (sodium_init () < 0) {
-        pm_error ("libsodium failed to initialise");
-        return PM_EIO;
-    }
-    randombytes_buf (in->nonce_prefix, sizeof in->nonce_prefix);
-    in->nonce_n = 0;
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read (fd, in->key, sizeof in->key);
-        close (fd);
-        if (n != (ssize_t) sizeof in->key) {
-            pm_error ("%s: expected a %zu-byte key; refusing to start rather than lose sealed ID numbers",
-                      path, sizeof in->key);
-            return PM_EIO;
-        }
-        return PM_OK;
-    }
-    if (errno != ENOENT) {
-        pm_error ("cannot read %s: %s", path, strerror (errno));
-        return PM_EIO;
-    }
-    char *dir = strdup (path), *slash = dir ? strrchr (dir, '/') : NULL;
-    if (slash && slash != dir) {
-        *slash = '\0';
-        pm_mkdirs (dir);
-    }
-    free (dir);
-    crypto_secretbox_keygen (in->key);
-    fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || write (fd, in->key, sizeof in->key) != (ssize_t) sizeof in->key || fsync (fd) != 0) {
-        pm_error ("cannot create %s: %s", path, strerror (errno));
-        if (fd >= 0)
-            close (fd);
-        return PM_EIO;
-    }
-    close (fd);
-    pm_info ("created the ID-number sealing key %s (back it up with the data)", path);
-    return PM_OK;
-}
-
-/* Seals an ID number: nonce || secretbox. The nonce is a 128-bit random
- * prefix drawn at start plus a counter: unique for the key without a
- * getrandom() call per owner (XSalsa20 needs unique nonces, not secret ones). */
-static ProtobufCBinaryData
-s_seal (pm_ctx_t *ctx, intake_t *in, const char *id)
-{
-    size_t n = strlen (id);
-    ProtobufCBinaryData b;
-    b.len = crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + n;
-    b.data = pm_arena_alloc (ctx->arena, b.len);
-    memcpy (b.data, in->nonce_prefix, sizeof in->nonce_prefix);
-    pm_u64_be (++in->nonce_n, b.data + sizeof in->nonce_prefix);
-    crypto_secretbox_easy (b.data + crypto_secretbox_NONCEBYTES, (const unsigned char *) id, n, b.data, in->key);
-    return b;
-}
-
-/* Opens a sealed ID number into arena memory; NULL if it does not open. */
-static char *
-s_open (pm_ctx_t *ctx, const intake_t *in, ProtobufCBinaryData b)
-{
-    if (b.len < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
-        return NULL;
-    size_t n = b.len - crypto_secretbox_NONCEBYTES - crypto_secretbox_MACBYTES;
-    char *out = pm_arena_alloc (ctx->arena, n + 1);
-    if (crypto_secretbox_open_easy ((unsigned char *) out, b.data + crypto_secretbox_NONCEBYTES,
-                                    b.len - crypto_secretbox_NONCEBYTES, b.data, in->key) != 0)
-        return NULL;
-    return out;
-}
 
 /* s without surrounding blanks: s itself when there are none (the common case). */
 static char *
 s_trim (pm_ctx_t *ctx, char *s)
 {
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t len = strlen (s), n = len;
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
-        n--;
-    if (n == len)
+    const char *start;
+    size_t len;
+    pm_trim_span (s, &start, &len);
+    if (start == s && len == strlen (s))
         return s;
-    char *t = pm_arena_alloc (ctx->arena, n + 1);
-    memcpy (t, s, n);
+    char *t = pm_arena_alloc (ctx->arena, len + 1);
+    memcpy (t, start, len);
     return t;
 }
 
@@ -143,12 +54,9 @@ s_column (const Pm__V1__IntakeImportRequest *q, const char *field)
 {
     size_t n = strlen (field);
     for (size_t i = 0; i < q->n_columns; i++) { /* header names as written: " Area_M2 " is area_m2 */
-        const char *c = q->columns[i];
-        while (*c == ' ' || *c == '\t')
-            c++;
-        size_t m = strlen (c);
-        while (m && (c[m - 1] == ' ' || c[m - 1] == '\t' || c[m - 1] == '\r'))
-            m--;
+        const char *c;
+        size_t m;
+        pm_trim_span (q->columns[i], &c, &m);
         if (m == n && strncasecmp (c, field, n) == 0)
             return (uint32_t) i + 1;
     }
@@ -159,30 +67,12 @@ s_column (const Pm__V1__IntakeImportRequest *q, const char *field)
 static const char *
 s_shown (pm_ctx_t *ctx, const char *field, const char *value)
 {
-    char buf[64];
+    char buf[128];
     if (strcmp (field, "phone") == 0)
         return pm_arena_strdup (ctx->arena, pm_mask_phone (value, buf, sizeof buf));
     if (strcmp (field, "id_number") == 0)
         return pm_arena_strdup (ctx->arena, pm_mask_id (value, buf, sizeof buf));
     return value;
-}
-
-static int
-s_put_msg (pm_ctx_t *ctx, pm_txn_t *txn, int table, const char *key, const ProtobufCMessage *m)
-{
-    size_t len = protobuf_c_message_get_packed_size (m);
-    void *buf = pm_arena_alloc (ctx->arena, len ? len : 1);
-    protobuf_c_message_pack (m, buf);
-    return pm_txn_put (txn, table, key, strlen (key), buf, len);
-}
-
-static void *
-s_get_msg (pm_ctx_t *ctx, pm_txn_t *txn, int table, const char *key, const ProtobufCMessageDescriptor *desc)
-{
-    MDB_val v;
-    if (pm_txn_get (txn, table, key, strlen (key), &v) != PM_OK)
-        return NULL;
-    return protobuf_c_message_unpack (desc, pm_arena_pb (ctx->arena), v.mv_size, v.mv_data);
 }
 
 static bool
@@ -204,13 +94,20 @@ s_reject (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__IntakeImportRequest *q, co
     x->reason = (char *) e->reason;
     r->rejections[r->n_rejections++] = x;
     r->rejected++;
-    if (!q->file_name || !*q->file_name)
+    if (!*q->file_name)
         return; /* the queue keeps rejections per file and line: none without a name */
-    unsigned char key[300];
-    size_t klen = intake_reject_key (key, sizeof key, q->file_name, row->line);
-    char *val = pm_arena_printf (ctx->arena, "%s\t%s\t%u\t%s\t%s", q->batch_id, x->field, x->column, x->value,
-                                 x->reason);
-    pm_txn_put (txn, INTAKE_REJECTS, key, klen, val, strlen (val));
+    char unit_id[256] = "";
+    intake_unit_id (unit_id, sizeof unit_id, row->estate_id, row->building, row->unit);
+    char *key = pm_arena_printf (ctx->arena, "%s:%u", q->file_name, row->line);
+    Pm__V1__QueueItem *item =
+        pm_queue_item (ctx, key, row->estate_id, pm_arena_strdup (ctx->arena, unit_id), ctx->now_ms,
+                       pm_arena_printf (ctx->arena, "%s: %s", x->field, x->reason));
+    pm_queue_field (ctx, item, "batch", "%s", q->batch_id);
+    pm_queue_field (ctx, item, "field", "%s", x->field);
+    pm_queue_field (ctx, item, "column", "%u", x->column);
+    pm_queue_field (ctx, item, "value", "%s", x->value);
+    pm_key_t k;
+    pm_queue_put (txn, INTAKE_REJECTS, intake_reject_key (&k, q->file_name, row->line), item);
 }
 
 /* Applies one valid row. Returns 0 unchanged, 1 created, 2 updated, or a pm_err. */
@@ -220,69 +117,68 @@ s_apply_row (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const Pm__V1__IntakeIm
 {
     intake_t *in = ctx->app;
     char unit_id[256];
-    const char *estate_id = row->estate_id, *building = row->building, *unit = row->unit,
-               *estate_name = row->estate_name, *owner_name = row->owner_name, *phone = row->phone,
-               *email = row->email, *id_number = row->id_number;
-    if (intake_unit_key (unit_id, sizeof unit_id, estate_id, building, unit) != PM_OK)
+    if (intake_unit_id (unit_id, sizeof unit_id, row->estate_id, row->building, row->unit) != PM_OK)
         return PM_EINVAL;
 
-    Pm__V1__IntakeUnitRecord *rec = s_get_msg (ctx, txn, INTAKE_UNITS, unit_id, &pm__v1__intake_unit_record__descriptor);
+    pm_key_t k;
+    Pm__Intake__UnitRecord *rec;
     int result = 0;
     bool new_owner = false;
-    if (!rec) {
+    if (pm_txn_get_msg (txn, INTAKE_UNITS, intake_unit_key (&k, unit_id), &pm__intake__unit_record__descriptor, &rec)
+        != PM_OK) {
         rec = pm_arena_alloc (ctx->arena, sizeof *rec);
-        pm__v1__intake_unit_record__init (rec);
+        pm__intake__unit_record__init (rec);
         rec->unit = pm_arena_alloc (ctx->arena, sizeof *rec->unit);
         pm__v1__unit__init (rec->unit);
         rec->unit->unit_id = pm_arena_strdup (ctx->arena, unit_id);
-        rec->unit->estate_id = (char *) estate_id;
-        rec->unit->building = (char *) building;
-        rec->unit->unit = (char *) unit;
+        rec->unit->estate_id = row->estate_id;
+        rec->unit->building = row->building;
+        rec->unit->unit = row->unit;
         rec->registered_ms = ctx->now_ms;
         rec->registered_by = q->batch_id;
         result = 1;
     }
     Pm__V1__Unit *u = rec->unit;
-    if (!s_same (u->estate_name, estate_name) || u->floor != floor || u->area_cm2 != area_cm2) {
-        u->estate_name = (char *) estate_name;
+    if (!s_same (u->estate_name, row->estate_name) || u->floor != floor || u->area_cm2 != area_cm2) {
+        u->estate_name = row->estate_name;
         u->floor = floor;
         u->area_cm2 = area_cm2;
         if (!result)
             result = 2;
     }
-    size_t k;
-    for (k = 0; k < u->n_owners; k++)
-        if (strcmp (u->owners[k]->name, owner_name) == 0)
+    size_t o;
+    for (o = 0; o < u->n_owners; o++)
+        if (strcmp (u->owners[o]->name, row->owner_name) == 0)
             break;
-    if (k == u->n_owners) { /* a new owner (co-owners come as more rows for the unit) */
-        Pm__V1__Owner **owners = pm_arena_alloc (ctx->arena, (k + 1) * sizeof *owners);
-        ProtobufCBinaryData *sealed = pm_arena_alloc (ctx->arena, (k + 1) * sizeof *sealed);
-        if (k)
-            memcpy (owners, u->owners, k * sizeof *owners);
-        for (size_t i = 0; i < k && i < rec->n_id_numbers_sealed; i++)
+    if (o == u->n_owners) { /* a new owner (co-owners come as more rows for the unit) */
+        Pm__V1__Owner **owners = pm_arena_alloc (ctx->arena, (o + 1) * sizeof *owners);
+        ProtobufCBinaryData *sealed = pm_arena_alloc (ctx->arena, (o + 1) * sizeof *sealed);
+        if (o)
+            memcpy (owners, u->owners, o * sizeof *owners);
+        for (size_t i = 0; i < o && i < rec->n_id_numbers_sealed; i++)
             sealed[i] = rec->id_numbers_sealed[i];
-        owners[k] = pm_arena_alloc (ctx->arena, sizeof *owners[k]);
-        pm__v1__owner__init (owners[k]);
-        owners[k]->name = (char *) owner_name;
-        owners[k]->phone = (char *) phone;
-        owners[k]->email = (char *) email;
-        sealed[k] = s_seal (ctx, in, id_number);
+        owners[o] = pm_arena_alloc (ctx->arena, sizeof *owners[o]);
+        pm__v1__owner__init (owners[o]);
+        owners[o]->name = row->owner_name;
+        owners[o]->phone = row->phone;
+        owners[o]->email = row->email;
+        sealed[o] = intake_seal (ctx, in, row->id_number);
         u->owners = owners;
-        u->n_owners = k + 1;
+        u->n_owners = o + 1;
         rec->id_numbers_sealed = sealed;
-        rec->n_id_numbers_sealed = k + 1;
+        rec->n_id_numbers_sealed = o + 1;
         new_owner = true;
         if (!result)
             result = 2;
     }
     else {
-        Pm__V1__Owner *o = u->owners[k];
-        const char *stored_id = k < rec->n_id_numbers_sealed ? s_open (ctx, in, rec->id_numbers_sealed[k]) : NULL;
-        if (!s_same (o->phone, phone) || !s_same (o->email, email) || !s_same (stored_id, id_number)) {
-            o->phone = (char *) phone;
-            o->email = (char *) email;
-            if (!s_same (stored_id, id_number))
-                rec->id_numbers_sealed[k] = s_seal (ctx, in, id_number);
+        Pm__V1__Owner *ow = u->owners[o];
+        const char *stored_id = o < rec->n_id_numbers_sealed ? intake_unseal (ctx, in, rec->id_numbers_sealed[o]) : NULL;
+        if (!s_same (ow->phone, row->phone) || !s_same (ow->email, row->email) || !s_same (stored_id, row->id_number)) {
+            ow->phone = row->phone;
+            ow->email = row->email;
+            if (!s_same (stored_id, row->id_number))
+                rec->id_numbers_sealed[o] = intake_seal (ctx, in, row->id_number);
             if (!result)
                 result = 2;
         }
@@ -290,27 +186,28 @@ s_apply_row (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const Pm__V1__IntakeIm
     if (result == 0)
         return 0;
 
-    s_put_msg (ctx, txn, INTAKE_UNITS, unit_id, &rec->base);
-    Pm__V1__IntakeEstateRecord *est = s_get_msg (ctx, txn, INTAKE_ESTATES, estate_id,
-                                                 &pm__v1__intake_estate_record__descriptor);
-    if (!est) {
+    pm_txn_put_msg (txn, INTAKE_UNITS, &k, &rec->base);
+    Pm__Intake__EstateRecord *est;
+    if (pm_txn_get_msg (txn, INTAKE_ESTATES, intake_estate_key (&k, row->estate_id),
+                        &pm__intake__estate_record__descriptor, &est)
+        != PM_OK) {
         est = pm_arena_alloc (ctx->arena, sizeof *est);
-        pm__v1__intake_estate_record__init (est);
-        est->estate_id = (char *) estate_id;
+        pm__intake__estate_record__init (est);
+        est->estate_id = row->estate_id;
     }
-    est->estate_name = (char *) estate_name;
+    est->estate_name = row->estate_name;
     est->units += result == 1;
     est->owners += new_owner;
-    s_put_msg (ctx, txn, INTAKE_ESTATES, estate_id, &est->base);
+    pm_txn_put_msg (txn, INTAKE_ESTATES, &k, &est->base);
 
     Pm__V1__Event ev = PM__V1__EVENT__INIT;
     ev.type = result == 1 ? "intake.unit.registered" : "intake.unit.updated";
-    ev.estate_id = (char *) estate_id;
+    ev.estate_id = row->estate_id;
     ev.unit_id = u->unit_id;
     ev.correlation_id = q->batch_id;
     ev.payload_case = PM__V1__EVENT__PAYLOAD_UNIT;
     ev.unit = u; /* owners without ID numbers: no other daemon needs them */
-    int rc = pm_emit (ctx, txn, out, &ev);
+    int rc = pm_emit (out, txn, &ev);
     return rc != PM_OK ? rc : result;
 }
 
@@ -318,7 +215,7 @@ int
 intake_on_import (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out)
 {
     const Pm__V1__IntakeImportRequest *q = req->intake_import;
-    if (!q->batch_id || !*q->batch_id)
+    if (!*q->batch_id)
         return pm_reply (out, PM__V1__STATUS__INVALID,
                          "batch_id: empty; expected the import's correlation id (pmctl uses import:<file digest>)");
     if (q->n_rows > 10000)
@@ -345,106 +242,15 @@ intake_on_import (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_o
             r->updated++;
         else
             r->unchanged++;
-        if (q->file_name && *q->file_name) { /* a fixed row leaves the rejections queue */
-            unsigned char key[300];
-            size_t klen = intake_reject_key (key, sizeof key, q->file_name, row->line);
-            pm_txn_del (txn, INTAKE_REJECTS, key, klen);
+        if (*q->file_name) { /* a fixed row leaves the rejections queue */
+            pm_key_t k;
+            pm_txn_del_key (txn, INTAKE_REJECTS, intake_reject_key (&k, q->file_name, row->line));
         }
     }
     if (r->rejected)
-        pm_info ("import %s chunk %u: %u created, %u updated, %u unchanged, %u rejected", q->batch_id,
-                 q->chunk_no, r->created, r->updated, r->unchanged, r->rejected);
+        pm_info ("import %s chunk %u: %u created, %u updated, %u unchanged, %u rejected", q->batch_id, q->chunk_no,
+                 r->created, r->updated, r->unchanged, r->rejected);
     pm_reply_body (out, &r->base);
     return pm_reply (out, PM__V1__STATUS__OK, "%u created, %u updated, %u unchanged, %u rejected", r->created,
                      r->updated, r->unchanged, r->rejected);
 }
-
-int
-intake_on_estate_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out)
-{
-    const char *id = req->intake_estate_get->estate_id;
-    if (!*id)
-        return pm_reply (out, PM__V1__STATUS__INVALID, "estate_id: empty; expected an estate id such as E01");
-    Pm__V1__IntakeEstateRecord *est = s_get_msg (ctx, txn, INTAKE_ESTATES, id, &pm__v1__intake_estate_record__descriptor);
-    if (!est)
-        return pm_reply (out, PM__V1__STATUS__NOT_FOUND,
-                         "estate_id: no estate '%s' (%zu estates are known; import its units first)", id,
-                         pm_txn_count (txn, INTAKE_ESTATES));
-    Pm__V1__IntakeEstateGetReply *r = pm_arena_alloc (ctx->arena, sizeof *r);
-    pm__v1__intake_estate_get_reply__init (r);
-    r->estate_id = est->estate_id;
-    r->estate_name = est->estate_name;
-    r->units = est->units;
-    r->owners = est->owners;
-    pm_reply_body (out, &r->base);
-    return pm_reply (out, PM__V1__STATUS__OK, "%s %s: %u units, %u owners", est->estate_id, est->estate_name,
-                     est->units, est->owners);
-}
-
-int
-intake_on_unit_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out)
-{
-    const char *id = req->intake_unit_get->unit_id;
-    if (!*id)
-        return pm_reply (out, PM__V1__STATUS__INVALID, "unit_id: empty; expected estate/building-unit, e.g. E01/3-1201");
-    Pm__V1__IntakeUnitRecord *rec = s_get_msg (ctx, txn, INTAKE_UNITS, id, &pm__v1__intake_unit_record__descriptor);
-    if (!rec)
-        return pm_reply (out, PM__V1__STATUS__NOT_FOUND, "unit_id: no unit '%s' (expected estate/building-unit, e.g. E01/3-1201)", id);
-    Pm__V1__IntakeUnitGetReply *r = pm_arena_alloc (ctx->arena, sizeof *r);
-    pm__v1__intake_unit_get_reply__init (r);
-    r->unit = rec->unit;
-    r->registered_ms = rec->registered_ms;
-    r->id_numbers_masked = pm_arena_alloc (ctx->arena, (rec->n_id_numbers_sealed + 1) * sizeof (char *));
-    for (size_t i = 0; i < rec->n_id_numbers_sealed; i++) {
-        char buf[64];
-        const char *plain = s_open (ctx, ctx->app, rec->id_numbers_sealed[i]);
-        r->id_numbers_masked[r->n_id_numbers_masked++] =
-            pm_arena_strdup (ctx->arena, plain ? pm_mask_id (plain, buf, sizeof buf) : "(cannot unseal: wrong key_file?)");
-    }
-    pm_reply_body (out, &r->base);
-    return pm_reply (out, PM__V1__STATUS__OK, "%s: %zu owner(s)", rec->unit->unit_id, rec->unit->n_owners);
-}
-
-/* rejects: file NUL line(u32 BE) -> batch \t field \t column \t value \t reason */
-static void
-s_reject_item (pm_ctx_t *ctx, const MDB_val *k, const MDB_val *v, Pm__V1__QueueItem *item)
-{
-    uint32_t line = 0;
-    size_t flen = intake_reject_key_parse (k->mv_data, k->mv_size, &line);
-    item->key = pm_arena_printf (ctx->arena, "%.*s:%u", (int) flen, (const char *) k->mv_data, line);
-    item->detail = pm_arena_printf (ctx->arena, "%.*s", (int) v->mv_size, (char *) v->mv_data);
-}
-
-void
-intake_queues (pm_ctx_t *ctx, pm_txn_t *txn, uint32_t limit, Pm__V1__OpsQueuesReply *r)
-{
-    pm_queue_from_table (ctx, txn, r, "import_rejections",
-                         "import rows rejected and not yet fixed: correct the file and import it again "
-                         "(a row that then passes leaves this queue)",
-                         INTAKE_REJECTS, limit, s_reject_item);
-}
-
-void
-intake_gauges (pm_ctx_t *ctx, pm_txn_t *txn)
-{
-    pm_gauge (ctx->metrics, "intake_units", NULL, "Units registered", (double) pm_txn_count (txn, INTAKE_UNITS));
-    pm_gauge (ctx->metrics, "intake_estates", NULL, "Estates with registered units", (double) pm_txn_count (txn, INTAKE_ESTATES));
-    pm_gauge (ctx->metrics, "intake_import_rejections", NULL, "Rejected import rows not yet fixed", (double) pm_txn_count (txn, INTAKE_REJECTS));
-}
-
-static const char *const s_tables[] = { "units", "estates", "rejects", NULL };
-
-static const pm_route_t s_routes[] = {
-    { "intake.import", intake_on_import, PM_ROUTE_WRITE },
-    { "intake.estate.get", intake_on_estate_get, PM_ROUTE_READ },
-    { "intake.unit.get", intake_on_unit_get, PM_ROUTE_READ },
-    { NULL, NULL, 0 },
-};
-
-const pm_daemon_spec_t intake_spec = {
-    .name = "intake",
-    .tables = s_tables,
-    .routes = s_routes,
-    .queues = intake_queues,
-    .gauges = intake_gauges,
-};

@@ -7,7 +7,7 @@
 #include <string.h>
 
 int
-intake_unit_key (char *buf, size_t size, const char *estate_id, const char *building, const char *unit)
+intake_unit_id (char *buf, size_t size, const char *estate_id, const char *building, const char *unit)
 {
     if (strchr (estate_id, '/') || strchr (building, '/') || strchr (unit, '/'))
         return PM_EINVAL;
@@ -15,26 +15,20 @@ intake_unit_key (char *buf, size_t size, const char *estate_id, const char *buil
     return n < 0 || (size_t) n >= size ? PM_EINVAL : PM_OK;
 }
 
-size_t
-intake_reject_key (unsigned char *buf, size_t size, const char *file, uint32_t line)
+const pm_key_t *
+intake_unit_key (pm_key_t *k, const char *unit_id)
 {
-    size_t n = strlen (file);
-    if (n + 5 > size)
-        n = size - 5;
-    memcpy (buf, file, n);
-    buf[n] = '\0';
-    buf[n + 1] = (unsigned char) (line >> 24);
-    buf[n + 2] = (unsigned char) (line >> 16);
-    buf[n + 3] = (unsigned char) (line >> 8);
-    buf[n + 4] = (unsigned char) line;
-    return n + 5;
+    return pm_key (k, "s", unit_id);
 }
 
-size_t
-intake_reject_key_parse (const void *key, size_t klen, uint32_t *line)
+const pm_key_t *
+intake_estate_key (pm_key_t *k, const char *estate_id)
 {
-    const unsigned char *k = key;
-    size_t n = strnlen (key, klen);
-    *line = n + 5 <= klen ? (uint32_t) k[n + 1] << 24 | (uint32_t) k[n + 2] << 16 | (uint32_t) k[n + 3] << 8 | k[n + 4] : 0;
-    return n;
+    return pm_key (k, "s", estate_id);
+}
+
+const pm_key_t *
+intake_reject_key (pm_key_t *k, const char *file, uint32_t line)
+{
+    return pm_key (k, "su", file, line);
 }

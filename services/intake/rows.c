@@ -1,5 +1,6 @@
 /* rows.c - what makes an import row acceptable. One place for the rules. */
 #include "intake.h"
+#include "pm/text.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -122,31 +123,6 @@ s_email (const char *s)
     return at && at != s && strchr (at + 1, '.') && !strchr (at + 1, '@') && !strchr (s, ' ');
 }
 
-/* Well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). protobuf-c
- * does not check strings, and a client in another language would fail to
- * decode an event carrying a GBK byte, so intake refuses it at the door. */
-static bool
-s_utf8 (const char *str)
-{
-    const unsigned char *s = (const unsigned char *) str;
-    while (*s) {
-        unsigned c = *s;
-        int n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
-        if (n < 0 || (n == 1 && c < 0xC2) || (n == 3 && c > 0xF4))
-            return false;
-        unsigned cp = n ? c & (0x3F >> n) : c;
-        for (int i = 1; i <= n; i++) {
-            if ((s[i] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i] & 0x3F);
-        }
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return false;
-        s += n + 1;
-    }
-    return true;
-}
-
 #define REJECT(f, v, r) \
     do { \
         err->field = (f); \
@@ -170,9 +146,9 @@ intake_row_check (const Pm__V1__ImportRow *row, int64_t *area_cm2, int32_t *floo
         if (s_blank (required[i].value))
             REJECT (required[i].name, "", "missing: this column is required");
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
-        if (!s_utf8 (required[i].value))
+        if (!pm_utf8_valid_str (required[i].value))
             REJECT (required[i].name, "(not shown)", "not UTF-8: save the file as 'CSV UTF-8' (GBK is not accepted)");
-    if (row->email && !s_utf8 (row->email))
+    if (row->email && !pm_utf8_valid_str (row->email))
         REJECT ("email", "(not shown)", "not UTF-8: save the file as 'CSV UTF-8' (GBK is not accepted)");
     if (strchr (row->estate_id, '/') || strchr (row->building, '/') || strchr (row->unit, '/'))
         REJECT (strchr (row->estate_id, '/') ? "estate_id" : strchr (row->building, '/') ? "building" : "unit",

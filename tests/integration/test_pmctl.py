@@ -411,8 +411,8 @@ class Ops(PmctlCase):
         r = self.run_pmctl("queues", "intake")
         # the rows intake judged (values); rows that are not CSV never reach it (see the report)
         self.assertIn("import_rejections (2)", r.stdout)
-        self.assertRegex(r.stdout, r"(?m)^ +bad\.csv:3 .*area_m2 .*八十九")
-        self.assertRegex(r.stdout, r"(?m)^ +bad\.csv:4 .*owner_name .*missing")
+        self.assertRegex(r.stdout, r"(?m)^ +bad\.csv:3 .*area_m2: .*value=八十九")
+        self.assertRegex(r.stdout, r"(?m)^ +bad\.csv:4 .*owner_name: missing")
         # the same file name with those two rows fixed: they leave the queue
         fixed = bad_file().replace("八十九".encode(), b"89.00").replace(b"E02,1,103,,", "E02,1,103,王三,".encode())
         self.run_pmctl("import", self.write("bad.csv", fixed), rc=3)

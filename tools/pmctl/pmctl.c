@@ -669,18 +669,6 @@ s_cmd_metrics (pmctl_t *ctl, int argc, char **argv)
 
 /* --- queues ---------------------------------------------------------------------------- */
 
-/* Prints s with tabs (field separators in stored details) as two spaces. */
-static void
-s_put_detail (const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '\t')
-            fputs ("  ", stdout);
-        else
-            fputc (*s, stdout);
-    }
-}
-
 /* `queues DAEMON [--limit N]`: ops.queues, each queue with its items. */
 static int
 s_cmd_queues (pmctl_t *ctl, int argc, char **argv)
@@ -736,10 +724,10 @@ s_cmd_queues (pmctl_t *ctl, int argc, char **argv)
                     printf ("  %s", it->estate_id);
                 if (*it->unit_id)
                     printf ("  %s", it->unit_id);
-                if (*it->detail) {
-                    fputs ("  ", stdout);
-                    s_put_detail (it->detail);
-                }
+                if (*it->reason)
+                    printf ("  %s", it->reason);
+                for (size_t f = 0; f < it->n_fields; f++)
+                    printf ("  %s=%s", it->fields[f]->name, it->fields[f]->value);
                 if (it->since_ms) {
                     char t[40];
                     printf ("  since %s", pm_time_format (it->since_ms, t, sizeof t));

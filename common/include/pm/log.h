@@ -15,6 +15,11 @@ void pm_log_init (const char *name, int level);
 int pm_log_level_parse (const char *s);
 void pm_log (int level, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
+/* Also hands each line that passes the level (without prefix and newline) to
+ * fn: tests read what a daemon said. NULL removes it. */
+typedef void (*pm_log_sink_fn) (int level, const char *msg, void *arg);
+void pm_log_set_sink (pm_log_sink_fn fn, void *arg);
+
 #define pm_debug(...) pm_log (PM_LOG_DEBUG, __VA_ARGS__)
 #define pm_info(...) pm_log (PM_LOG_INFO, __VA_ARGS__)
 #define pm_warn(...) pm_log (PM_LOG_WARN, __VA_ARGS__)

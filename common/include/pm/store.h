@@ -6,9 +6,9 @@
  *   outbox  seq (u64 BE)            -> packed pm.v1.Event
  *   inbox   source name             -> last applied seq (u64 BE)
  *   idem    request id              -> at_ms (u64 BE) + packed pm.v1.Reply
- *   timers  due_ms (u64 BE) + n (u64 BE) -> kind NUL key NUL payload
+ *   timers  (format in timer.c)     -> due timers, and their index by kind and key
  *   meta    name                    -> value
- *   dead    event id ("source:seq")   -> why it could not be applied
+ *   dead    "source:seq" / "timer:kind:key" -> packed pm.v1.QueueItem (why it failed)
  * Domain tables are opened by name at pm_store_open.
  *
  * The map starts at the configured size and doubles when a put or a commit
@@ -17,7 +17,11 @@
 #ifndef PM_STORE_H
 #define PM_STORE_H
 
+#include "pm/arena.h"
+#include "pm/key.h"
+
 #include <lmdb.h>
+#include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,15 +35,21 @@ enum {
     PM_DB_TIMERS,
     PM_DB_META,
     PM_DB_DEAD,
+    PM_DB_TIMER_INDEX,
     PM_DB_FIRST_DOMAIN, /* domain tables follow, in the order given to pm_store_open */
 };
+
+#define PM_TXN_CURSORS 8
 
 typedef struct {
     MDB_txn *txn;
     pm_store_t *store;
-    int err;         /* first error, PM_OK while all went well */
-    unsigned writes; /* puts and dels done through this txn */
+    int err;            /* first error, PM_OK while all went well */
+    unsigned writes;    /* puts and dels done through this txn */
     bool rdonly;
+    pm_arena_t *arena;  /* where typed reads and scans decode messages (the runtime sets it) */
+    MDB_cursor *cursors[PM_TXN_CURSORS]; /* scans' cursors, closed when the txn ends */
+    int ncursors;
 } pm_txn_t;
 
 /* mkdir -p dir (mode 0750). PM_OK, or PM_EIO with errno set. */
@@ -61,7 +71,8 @@ int pm_store_grow (pm_store_t *s);
 /* Entries in a table (committed state). */
 size_t pm_store_count (pm_store_t *s, int table);
 
-/* Begins a write txn (parent NULL), a nested write txn (parent given) or a read txn. */
+/* Begins a write txn (parent NULL), a nested write txn (parent given: it
+ * shares the parent's arena) or a read txn. Its arena is NULL until set. */
 int pm_txn_begin (pm_txn_t *t, pm_store_t *s, pm_txn_t *parent);
 int pm_txn_begin_read (pm_txn_t *t, pm_store_t *s);
 /* Commits; returns the first error seen (and aborts) if any. */
@@ -77,6 +88,66 @@ int pm_txn_del (pm_txn_t *t, int table, const void *key, size_t klen);
 int pm_txn_fail (pm_txn_t *t, int err);
 /* Entries in a table as seen by this txn. */
 size_t pm_txn_count (pm_txn_t *t, int table);
+/* Empties a table (a projection being rebuilt). */
+int pm_txn_clear (pm_txn_t *t, int table);
+
+/* --- typed records: a protobuf message per key ------------------------------ */
+
+/* Packs m straight into the page (MDB_RESERVE) under key k. */
+int pm_txn_put_msg (pm_txn_t *t, int table, const pm_key_t *k, const ProtobufCMessage *m);
+/* Decodes the record under k into *out (a message of desc, in t->arena, valid
+ * until the arena is reset). PM_OK; PM_ENOTFOUND when absent; PM_EPROTO when
+ * the stored bytes do not decode (logged; not recorded as the txn's error, so
+ * the caller decides). out is a pointer to the message pointer (T **). */
+int pm_txn_get_msg (pm_txn_t *t, int table, const pm_key_t *k, const ProtobufCMessageDescriptor *desc, void *out);
+/* Raw value under k; *val valid inside the txn. PM_ENOTFOUND when absent. */
+int pm_txn_get_key (pm_txn_t *t, int table, const pm_key_t *k, MDB_val *val);
+int pm_txn_put_key (pm_txn_t *t, int table, const pm_key_t *k, const void *val, size_t vlen);
+/* Deletes k; absent is not an error. */
+int pm_txn_del_key (pm_txn_t *t, int table, const pm_key_t *k);
+/* Whether k is present. */
+bool pm_txn_has (pm_txn_t *t, int table, const pm_key_t *k);
+
+/* --- scans (Knot DNS's knot_lmdb_foreach is the model) --------------------- */
+
+/* A forward or backward walk over a table, inside a txn:
+ *
+ *   pm_scan_t s;
+ *   for (pm_scan_prefix (&s, txn, T_DEFECTS, pm_key (&k, "s", unit_id)); s.ok; pm_scan_next (&s)) {
+ *       Defect *d;
+ *       if (pm_scan_msg (&s, &defect__descriptor, &d) == PM_OK) ...
+ *   }
+ *
+ * The cursor belongs to the txn and is closed when the txn ends, so leaving
+ * the loop with break (or return) is safe; pm_scan_end closes it earlier.
+ * A cursor error is kept as the txn's first error and ends the scan. */
+typedef struct {
+    pm_txn_t *txn;
+    MDB_cursor *cur;
+    bool ok;         /* positioned on an entry: key and val are valid */
+    bool reverse;
+    MDB_val key, val;
+    pm_key_t bound;  /* prefix, or the exclusive end of a range */
+    int mode;        /* 0: whole table, 1: prefix, 2: range */
+} pm_scan_t;
+
+/* Entries whose key starts with prefix (NULL: the whole table), in key order. */
+bool pm_scan_prefix (pm_scan_t *s, pm_txn_t *t, int table, const pm_key_t *prefix);
+/* The same, last key first. */
+bool pm_scan_prefix_rev (pm_scan_t *s, pm_txn_t *t, int table, const pm_key_t *prefix);
+/* Entries with from <= key < to (NULL from: from the first; NULL to: to the end). */
+bool pm_scan_range (pm_scan_t *s, pm_txn_t *t, int table, const pm_key_t *from, const pm_key_t *to);
+/* Entries whose key is strictly greater than after[0..len) (len 0: the whole
+ * table): how a page of a snapshot resumes after the last key it sent. */
+bool pm_scan_after (pm_scan_t *s, pm_txn_t *t, int table, const void *after, size_t len);
+/* Moves to the next entry; false (and s->ok false) at the end. */
+bool pm_scan_next (pm_scan_t *s);
+/* Decodes the current value (as pm_txn_get_msg). */
+int pm_scan_msg (pm_scan_t *s, const ProtobufCMessageDescriptor *desc, void *out);
+/* Deletes the current entry; pm_scan_next then moves to the one after it. */
+int pm_scan_del (pm_scan_t *s);
+/* Closes the cursor now (optional). */
+void pm_scan_end (pm_scan_t *s);
 
 /* Big-endian u64 keys, so LMDB's byte order is numeric order. */
 void pm_u64_be (uint64_t v, unsigned char out[8]);
@@ -85,11 +156,5 @@ uint64_t pm_be_u64 (const void *in);
 /* Counters in the meta table (u64), read-modify-write in txn. */
 uint64_t pm_meta_get_u64 (pm_txn_t *t, const char *name);
 int pm_meta_put_u64 (pm_txn_t *t, const char *name, uint64_t v);
-
-/* Durable timers: due_ms, kind ("dunning.step"), key ("INV-7"), payload bytes. */
-int pm_timer_add (pm_txn_t *t, int64_t due_ms, const char *kind, const char *key,
-                  const void *payload, size_t plen);
-/* Earliest due time, or INT64_MAX when there is none. */
-int64_t pm_timer_next_due (pm_txn_t *t);
 
 #endif

@@ -15,56 +15,20 @@
 #include <string.h>
 
 
-typedef struct {
-    char *dir;
-    char *data;
-    struct ev_loop *loop;
-    pm_daemon_t *d;
-} s_fixture_t;
-
+typedef pmt_fixture_t s_fixture_t;
 typedef pmt_unit_event_t s_event_t;
-
-/* --- the daemon -------------------------------------------------------------- */
-
-static void
-s_daemon_start (s_fixture_t *f)
-{
-    f->d = pmt_consumer (&billing_spec, billing_intake_events, f->dir, f->data, f->loop);
-}
-
-static void
-s_daemon_stop (s_fixture_t *f)
-{
-    pm_daemon_destroy (&f->d);
-    assert_null (f->d);
-}
 
 static int
 s_setup (void **state)
 {
-    s_fixture_t *f = calloc (1, sizeof *f);
-    if (!f)
-        return -1;
-    f->dir = pmt_tmpdir ();
-    if (asprintf (&f->data, "%s/billing", f->dir) < 0)
-        return -1;
-    f->loop = ev_loop_new (0);
-    if (!f->loop)
-        return -1;
-    *state = f;
-    s_daemon_start (f);
+    *state = pmt_fixture_new (&billing_spec, NULL);
     return 0;
 }
 
 static int
 s_teardown (void **state)
 {
-    s_fixture_t *f = *state;
-    pm_daemon_destroy (&f->d);
-    ev_loop_destroy (f->loop);
-    free (f->data);
-    pmt_rmdir (f->dir);
-    free (f);
+    pmt_fixture_destroy ((pmt_fixture_t **) state);
     return 0;
 }
 
@@ -248,11 +212,12 @@ test_non_positive_area_goes_to_dead_events (void **state)
     assert_int_equal (q->count, 2);
     const Pm__V1__QueueItem *it = pmt_queue_item (q, "intake:1");
     assert_non_null (it);
-    assert_non_null (strstr (it->detail, "E01/1-101"));
-    assert_non_null (strstr (it->detail, "area_cm2"));
+    assert_string_equal (it->unit_id, "E01/1-101");
+    assert_non_null (strstr (it->reason, "area_cm2"));
+    assert_string_equal (pmt_queue_field (it, "what"), "intake.unit.registered");
     it = pmt_queue_item (q, "intake:2");
     assert_non_null (it);
-    assert_non_null (strstr (it->detail, "E01/1-102"));
+    assert_string_equal (it->unit_id, "E01/1-102");
     assert_int_equal (pmt_metric (f->d, "pm_events_dead_total", ""), 2);
     assert_int_equal (s_unit_get (f, "E01/1-101")->status, PM__V1__STATUS__NOT_FOUND);
     assert_int_equal (pmt_metric (f->d, "billing_units", ""), 0);
@@ -266,6 +231,21 @@ test_non_positive_area_goes_to_dead_events (void **state)
     assert_int_equal (pmt_metric (f->d, "billing_units", ""), 1);
     /* the dead items stay until someone acts on them */
     assert_int_equal (pmt_queue (f->d, "dead_events")->count, 2);
+}
+
+static void
+test_event_with_the_wrong_payload_is_dead_lettered (void **state)
+{
+    s_fixture_t *f = *state;
+    s_event_t e;
+    s_registered (&e, 1, "1-101", 8950);
+    e.ev.payload_case = PM__V1__EVENT__PAYLOAD__NOT_SET; /* a unit event without its unit */
+    Pm__V1__Reply *r = pmt_apply_event (f->d, &e.ev);
+    assert_int_equal (r->status, PM__V1__STATUS__INVALID);
+    assert_non_null (strstr (r->message, "expects 'unit'"));
+    assert_true (pm_daemon_applied (f->d, "intake") == 1);
+    assert_non_null (pmt_queue_item (pmt_queue (f->d, "dead_events"), "intake:1"));
+    assert_int_equal (pmt_metric (f->d, "billing_units", ""), 0);
 }
 
 static void
@@ -301,8 +281,7 @@ test_state_survives_restart (void **state)
     pmt_event_applied (f->d, &e1.ev);
     pmt_event_applied (f->d, &e2.ev);
 
-    s_daemon_stop (f);
-    s_daemon_start (f);
+    pmt_fixture_restart (f);
 
     assert_true (pm_daemon_applied (f->d, "intake") == 2);
     assert_int_equal (s_applied_total (f), 2);
@@ -332,6 +311,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_same_event_twice_in_one_batch_applies_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_out_of_order_event_is_not_applied, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_non_positive_area_goes_to_dead_events, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_event_with_the_wrong_payload_is_dead_lettered, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unknown_unit_is_not_found, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_empty_unit_id_is_invalid, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_state_survives_restart, s_setup, s_teardown),

@@ -15,56 +15,20 @@
 #include <string.h>
 
 
-typedef struct {
-    char *dir;
-    char *data;
-    struct ev_loop *loop;
-    pm_daemon_t *d;
-} s_fixture_t;
-
+typedef pmt_fixture_t s_fixture_t;
 typedef pmt_unit_event_t s_event_t;
-
-/* --- the daemon -------------------------------------------------------------- */
-
-static void
-s_daemon_start (s_fixture_t *f)
-{
-    f->d = pmt_consumer (&notify_spec, notify_intake_events, f->dir, f->data, f->loop);
-}
-
-static void
-s_daemon_stop (s_fixture_t *f)
-{
-    pm_daemon_destroy (&f->d);
-    assert_null (f->d);
-}
 
 static int
 s_setup (void **state)
 {
-    s_fixture_t *f = calloc (1, sizeof *f);
-    if (!f)
-        return -1;
-    f->dir = pmt_tmpdir ();
-    if (asprintf (&f->data, "%s/notify", f->dir) < 0)
-        return -1;
-    f->loop = ev_loop_new (0);
-    if (!f->loop)
-        return -1;
-    *state = f;
-    s_daemon_start (f);
+    *state = pmt_fixture_new (&notify_spec, NULL);
     return 0;
 }
 
 static int
 s_teardown (void **state)
 {
-    s_fixture_t *f = *state;
-    pm_daemon_destroy (&f->d);
-    ev_loop_destroy (f->loop);
-    free (f->data);
-    pmt_rmdir (f->dir);
-    free (f);
+    pmt_fixture_destroy ((pmt_fixture_t **) state);
     return 0;
 }
 
@@ -359,8 +323,7 @@ test_contacts_survive_restart (void **state)
     pmt_event_applied (f->d, &e1.ev);
     pmt_event_applied (f->d, &e2.ev);
 
-    s_daemon_stop (f);
-    s_daemon_start (f);
+    pmt_fixture_restart (f);
 
     assert_true (pm_daemon_applied (f->d, "intake") == 2);
     assert_int_equal (s_applied_total (f), 2);
