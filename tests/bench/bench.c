@@ -265,8 +265,8 @@ typedef struct {
 typedef struct {
     Pm__V1__ImportRow row[S_CHUNK_ROWS];
     Pm__V1__ImportRow *rowp[S_CHUNK_ROWS];
-    char unit[S_CHUNK_ROWS][8];
-    char building[8];
+    char unit[S_CHUNK_ROWS][16];
+    char building[16];
 } s_chunk_t;
 
 /* Fills req with chunk no of im's rows (pointing into ch and id). */
