@@ -15,6 +15,7 @@
 #include "pm/clock.h"
 #include "pm/err.h"
 #include "pm/json.h"
+#include "pm/mem.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -86,7 +87,7 @@ static int
 s_catch_up (const s_out_t *o, s_feed_t *f)
 {
     const pmctl_t *ctl = o->ctl;
-    int retry = ctl->timeout_ms / 2 > 0 ? ctl->timeout_ms / 2 : 1;
+    int retry = pmctl_retry_ms (ctl);
     for (;;) {
         if (s_stop)
             return S_STOP;
@@ -207,9 +208,7 @@ s_drain (const s_out_t *o, s_feed_t *f)
 static int
 s_follow (const s_out_t *o, s_feed_t *feeds, size_t n)
 {
-    zmq_pollitem_t *items = calloc (n, sizeof *items);
-    if (!items)
-        return PMCTL_FAIL;
+    zmq_pollitem_t *items = pm_xcalloc (n, sizeof *items);
     for (size_t i = 0; i < n; i++)
         items[i] = (zmq_pollitem_t) { feeds[i].sub, 0, ZMQ_POLLIN, 0 };
     int rc = S_GO;
@@ -261,34 +260,28 @@ s_open (void *zctx, s_feed_t *f, bool follow)
 int
 pmctl_events (pmctl_t *ctl, int argc, char **argv)
 {
+    static const struct option opts[] = {
+        { "follow", no_argument, NULL, 'f' },
+        { "from", required_argument, NULL, 'F' },
+        { NULL, 0, NULL, 0 },
+    };
     bool follow = false;
     int64_t from = 1;
-    const char *pos[2] = { NULL, NULL };
-    int npos = 0;
-    for (int i = 1; i < argc; i++) {
-        int rc = pmctl_late_option (ctl, argc, argv, &i);
-        if (rc < 0)
-            return PMCTL_USAGE;
-        if (rc > 0)
-            continue; /* events are JSON lines with or without --json */
-        if (strcmp (argv[i], "--follow") == 0 || strcmp (argv[i], "-f") == 0)
+    int opt, code = PMCTL_OK;
+    while ((opt = pmctl_getopt (ctl, argc, argv, "f", opts, &code)) != PMCTL_OPT_END) {
+        if (opt == PMCTL_OPT_STOP)
+            return code;
+        if (opt == 'f')
             follow = true;
-        else if (strcmp (argv[i], "--from") == 0) {
-            if (i + 1 >= argc) {
-                fprintf (stderr, "pmctl: --from needs SEQ\n");
-                return PMCTL_USAGE;
-            }
-            if (!pmctl_parse_int ("--from", argv[++i], 0, INT64_MAX, &from))
-                return PMCTL_USAGE;
-        }
-        else if (argv[i][0] == '-' || npos == 2) {
-            fprintf (stderr, "pmctl: events: unexpected '%s' (usage: events [--follow] [--from SEQ] [DAEMON] "
-                             "[PREFIX])\n", argv[i]);
+        else if (!pmctl_parse_int ("--from", optarg, 0, INT64_MAX, &from))
             return PMCTL_USAGE;
-        }
-        else
-            pos[npos++] = argv[i];
-    }
+    } /* --json is taken too: events are JSON lines with or without it */
+    if ((code = pmctl_load_config (ctl)) != PMCTL_OK)
+        return code;
+    int npos = argc - optind;
+    char **pos = argv + optind;
+    if (npos > 2)
+        return pmctl_usage_error (ctl, "unexpected '%s'", pos[2]);
     const char *daemon = NULL, *prefix = "";
     if (npos >= 1 && pmctl_endpoint (ctl, pos[0], "command"))
         daemon = pos[0];
@@ -308,9 +301,7 @@ pmctl_events (pmctl_t *ctl, int argc, char **argv)
         fprintf (stderr, "pmctl: %s names no daemons\n", pm_config_name (ctl->cfg));
         return PMCTL_USAGE;
     }
-    s_feed_t *feeds = calloc (n, sizeof *feeds);
-    if (!feeds)
-        return PMCTL_FAIL;
+    s_feed_t *feeds = pm_xcalloc (n, sizeof *feeds);
     void *zctx = zmq_ctx_new ();
     int rc = S_GO;
     for (size_t i = 0; i < n && rc == S_GO; i++) {

@@ -1,36 +1,35 @@
 /* import.c - `pmctl import FILE.csv`: a developer's sales list into intake.
  *
- * Two streaming passes. The first hashes the whole file (SHA-256: the batch
- * id, the events' correlation id, is "import:" + its first 16 hex digits;
- * chunk N of lines A..B goes out with the request id "<batch id>:<run>:N:A-B",
- * kept across retries within this run, so intake applies each chunk once
- * however often it is resent) and counts the rows, for the progress line. The second parses again and
- * sends the rows in chunks of --chunk rows, --inflight chunks at once on one
- * DEALER; only the chunks in flight and the one being filled are in memory.
+ * Two streaming passes over the file with the CSV scanner (pm/csv.h). The
+ * first hashes the whole file (SHA-256: the batch id, the events'
+ * correlation id, is "import:" + its first 16 hex digits; chunk N of lines
+ * A..B goes out with the request id "<batch id>:<run>:N:A-B", kept across
+ * retries within this run, so intake applies each chunk once however often
+ * it is resent), checks the header and counts the rows, for the progress
+ * line. The second parses again and sends the rows in chunks of --chunk
+ * rows, --inflight chunks at once on one DEALER (pm_inflight_t); only the
+ * chunks being filled are in memory.
  *
- * Lines. libcsv is fed one physical line at a time, so the line a record
- * starts on is known: it is the line before which the parser stood between
- * records. Rows that are wrong as CSV (fewer fields than the header, a field
- * that is not UTF-8, bad quoting) are rejected here, with line and column,
- * and never sent; every other row goes to intake as text, which judges the
- * values themselves (missing fields, areas, phones, ID numbers).
+ * Rows that are wrong as CSV (broken quoting, a record that never ends,
+ * fewer fields than the header, a field that is not UTF-8) are rejected
+ * here, with line and column, and never sent; every other row goes to intake
+ * as text, which judges the values themselves (missing fields, areas,
+ * phones, ID numbers).
  *
- * Bad quoting. On a strict-mode parse error (a quote inside an unquoted
- * field, text after a closing quote, a quote never closed) the record is
- * rejected and parsing starts again on the line after the one the record
- * started on: a stray quote costs its own row, not every row up to the next
- * quote. A record may not grow past 64 KiB: only an unclosed quote does that. */
+ * The columns are the string fields of ImportRow, found through its
+ * descriptor: a new column is one field in proto/pm/v1/intake.proto and one
+ * validation rule in intake, nothing here. */
 #include "pmctl.h"
 
 #include "pm/clock.h"
+#include "pm/csv.h"
 #include "pm/err.h"
-#include "pm/json.h"
+#include "pm/mem.h"
+#include "pm/text.h"
 
-#include <csv.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <sodium.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,357 +37,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S_OPTS (CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL)
-#define S_BLOCK 65536               /* read size */
-#define S_RECORD_MAX (64 * 1024)    /* bytes: longer records are an unclosed quote */
 #define S_SILENCE_MS 30000          /* no reply at all for this long: intake is gone */
 #define S_CHUNK_DEFAULT 500
 #define S_CHUNK_MAX 10000           /* intake's limit per request */
 #define S_INFLIGHT_DEFAULT 4
 #define S_INFLIGHT_MAX 64
 
-/* The columns intake reads, in ImportRow order; matched to the header by name. */
-static const struct {
-    const char *name;
-    size_t offset;  /* of the char * in Pm__V1__ImportRow */
-    bool required;  /* in the header (intake decides whether a value may be empty) */
-} s_cols[] = {
-    { "estate_id", offsetof (Pm__V1__ImportRow, estate_id), true },
-    { "estate_name", offsetof (Pm__V1__ImportRow, estate_name), true },
-    { "building", offsetof (Pm__V1__ImportRow, building), true },
-    { "unit", offsetof (Pm__V1__ImportRow, unit), true },
-    { "floor", offsetof (Pm__V1__ImportRow, floor), true },
-    { "area_m2", offsetof (Pm__V1__ImportRow, area_m2), true },
-    { "owner_name", offsetof (Pm__V1__ImportRow, owner_name), true },
-    { "phone", offsetof (Pm__V1__ImportRow, phone), true },
-    { "email", offsetof (Pm__V1__ImportRow, email), false },
-    { "id_number", offsetof (Pm__V1__ImportRow, id_number), true },
-};
-#define S_NCOLS (sizeof s_cols / sizeof s_cols[0])
+/* Columns a file may leave out of its header. Every other column (every
+ * other string field of ImportRow) must be there; whether a value may be
+ * empty is for intake to say. */
+static const char *const s_optional[] = { "email" };
 
-/* --- the scanner: records with their line numbers ------------------------------- */
-
-/* What became of a record. */
-enum { S_REC_OK, S_REC_QUOTING, S_REC_UNCLOSED, S_REC_TOO_LONG };
-
-/* One record as the scanner hands it over. */
+/* A column intake reads: an ImportRow string field. */
 typedef struct {
-    uint32_t line;       /* the line it starts on */
-    uint32_t end_line;   /* the line it ends on (or where its error was noticed) */
-    int error;           /* S_REC_* */
-    const char *why;     /* libcsv's text for the error */
-    char **fields;       /* NUL-terminated; a consumer may take one (set the slot to NULL) */
-    size_t *lens;        /* their lengths (a field may hold a NUL byte) */
-    size_t nfields;
-} s_record_t;
-
-/* Called for every non-blank record; returns 0, or an exit code to stop. */
-typedef int (*s_record_fn) (void *arg, s_record_t *rec);
-
-typedef struct {
-    FILE *f;
-    struct csv_parser csv;
-    unsigned char *buf;
-    size_t len, pos;        /* bytes in buf, next to feed */
-    off_t buf_off;          /* file offset of buf[0] */
-    bool eof;               /* the last read hit the end of the file */
-    bool done;              /* everything was handed over */
-    int io_errno;           /* a read error, else 0 */
-    uint64_t line;          /* the line of the next byte */
-    bool line_start;        /* the next byte starts a line */
-    bool skip_line;         /* dropping the rest of a line after an error */
-    uint64_t rec_line;      /* the line the current record started on */
-    off_t rec_off;          /* where that line starts */
-    off_t next_off;         /* where the line after it starts; -1 until known */
-    char **fields;          /* the current record's fields */
-    size_t *lens;
-    size_t nfields, cap;
-    bool any;               /* one of them is not empty */
-    crypto_hash_sha256_state *sha; /* hashes every byte once (first pass only) */
-    off_t hashed;           /* bytes hashed so far */
-    s_record_fn fn;
-    void *arg;
-    int stop;               /* an exit code from fn, or PMCTL_FAIL on out of memory */
-} s_scan_t;
-
-/* Drops the current record's fields. */
-static void
-s_fields_reset (s_scan_t *sc)
-{
-    for (size_t i = 0; i < sc->nfields; i++)
-        free (sc->fields[i]);
-    sc->nfields = 0;
-    sc->any = false;
-}
-
-/* libcsv's field callback: keeps a copy of the field. */
-static void
-s_on_field (void *s, size_t len, void *data)
-{
-    s_scan_t *sc = data;
-    if (sc->stop)
-        return;
-    if (sc->nfields == sc->cap) {
-        size_t cap = sc->cap ? sc->cap * 2 : 16;
-        char **f = realloc (sc->fields, cap * sizeof *f);
-        if (f)
-            sc->fields = f;
-        size_t *l = f ? realloc (sc->lens, cap * sizeof *l) : NULL;
-        if (!f || !l) {
-            sc->stop = PMCTL_FAIL;
-            fprintf (stderr, "pmctl: out of memory reading the file\n");
-            return;
-        }
-        sc->lens = l;
-        sc->cap = cap;
-    }
-    char *copy = malloc (len + 1);
-    if (!copy) {
-        sc->stop = PMCTL_FAIL;
-        fprintf (stderr, "pmctl: out of memory reading the file\n");
-        return;
-    }
-    if (len)
-        memcpy (copy, s, len);
-    copy[len] = '\0';
-    sc->fields[sc->nfields] = copy;
-    sc->lens[sc->nfields++] = len;
-    sc->any |= len > 0;
-}
-
-/* libcsv's record callback: hands a non-blank record to fn. */
-static void
-s_on_record (int c, void *data)
-{
-    (void) c;
-    s_scan_t *sc = data;
-    if (sc->any && !sc->stop) {
-        s_record_t rec = { (uint32_t) sc->rec_line, (uint32_t) sc->line, S_REC_OK, NULL,
-                           sc->fields, sc->lens, sc->nfields };
-        sc->stop = sc->fn (sc->arg, &rec);
-    }
-    s_fields_reset (sc);
-}
-
-/* Continues reading at file offset off (the buffer is refilled from there). */
-static void
-s_seek (s_scan_t *sc, off_t off)
-{
-    if (fseeko (sc->f, off, SEEK_SET) != 0)
-        sc->io_errno = errno;
-    sc->buf_off = off;
-    sc->len = sc->pos = 0;
-    sc->eof = false;
-}
-
-/* Makes bytes available at buf + pos. False at the end of the file or on a
- * read error (io_errno). Hashes bytes it reads for the first time. */
-static bool
-s_fill (s_scan_t *sc)
-{
-    if (sc->pos < sc->len)
-        return true;
-    if (sc->eof || sc->io_errno)
-        return false;
-    sc->buf_off += (off_t) sc->len;
-    sc->len = fread (sc->buf, 1, S_BLOCK, sc->f);
-    sc->pos = 0;
-    if (sc->len == 0) {
-        if (ferror (sc->f))
-            sc->io_errno = errno ? errno : EIO;
-        sc->eof = true;
-        return false;
-    }
-    off_t end = sc->buf_off + (off_t) sc->len;
-    if (sc->sha && sc->buf_off <= sc->hashed && end > sc->hashed) {
-        crypto_hash_sha256_update (sc->sha, sc->buf + (sc->hashed - sc->buf_off), (size_t) (end - sc->hashed));
-        sc->hashed = end;
-    }
-    if (sc->buf_off == 0 && sc->len >= 3 && memcmp (sc->buf, "\xEF\xBB\xBF", 3) == 0)
-        sc->pos = 3; /* the UTF-8 BOM Excel writes */
-    return sc->pos < sc->len || s_fill (sc);
-}
-
-/* A record that is not valid CSV: hands it over as an error, resets the
- * parser and goes on with the line after the one the record started on.
- * line_done: the current line's newline has been consumed. */
-static void
-s_resync (s_scan_t *sc, int error, bool line_done)
-{
-    char why[128];
-    snprintf (why, sizeof why, "%s", csv_strerror (csv_error (&sc->csv)));
-    if (!sc->stop) {
-        s_record_t rec = { (uint32_t) sc->rec_line, (uint32_t) sc->line, error, why, NULL, NULL, 0 };
-        sc->stop = sc->fn (sc->arg, &rec);
-    }
-    s_fields_reset (sc);
-    csv_free (&sc->csv);
-    csv_init (&sc->csv, S_OPTS);
-    if (sc->line > sc->rec_line && sc->next_off >= 0) {
-        s_seek (sc, sc->next_off);
-        sc->line = sc->rec_line + 1;
-        sc->line_start = true;
-    }
-    else if (line_done) {
-        sc->line++;
-        sc->line_start = true;
-    }
-    else
-        sc->skip_line = true;
-}
-
-/* Feeds the parser one more line (records completed on it go to fn).
- * False when the file is done, on a read error, or when fn stopped it. */
-static bool
-s_step (s_scan_t *sc)
-{
-    while (!sc->done && !sc->stop) {
-        if (!s_fill (sc)) {
-            if (sc->io_errno) {
-                sc->done = true;
-                break;
-            }
-            if (csv_fini (&sc->csv, s_on_field, s_on_record, sc) != 0) {
-                s_resync (sc, S_REC_UNCLOSED, true);
-                if (!sc->eof)
-                    return !sc->stop; /* went back to the line after the quote */
-            }
-            sc->done = true;
-            break;
-        }
-        unsigned char *p = sc->buf + sc->pos;
-        size_t avail = sc->len - sc->pos;
-        unsigned char *nl = memchr (p, '\n', avail);
-        size_t n = nl ? (size_t) (nl - p) + 1 : avail;
-        sc->pos += n;
-        if (sc->skip_line) {
-            if (nl) {
-                sc->skip_line = false;
-                sc->line++;
-                sc->line_start = true;
-                return true;
-            }
-            continue;
-        }
-        if (sc->line_start) {
-            if (sc->csv.pstate == 0) { /* between records: the next one starts on this line */
-                sc->rec_line = sc->line;
-                sc->rec_off = sc->buf_off + (off_t) (sc->pos - n);
-                sc->next_off = -1;
-            }
-            sc->line_start = false;
-        }
-        size_t used = csv_parse (&sc->csv, p, n, s_on_field, s_on_record, sc);
-        if (sc->stop)
-            break;
-        if (used < n) {
-            if (csv_error (&sc->csv) != CSV_EPARSE) {
-                fprintf (stderr, "pmctl: reading the file: %s\n", csv_strerror (csv_error (&sc->csv)));
-                sc->stop = PMCTL_FAIL;
-                break;
-            }
-            s_resync (sc, S_REC_QUOTING, nl != NULL);
-            return !sc->stop;
-        }
-        if (sc->csv.pstate != 0 && sc->buf_off + (off_t) sc->pos - sc->rec_off > S_RECORD_MAX) {
-            s_resync (sc, S_REC_TOO_LONG, nl != NULL);
-            return !sc->stop;
-        }
-        if (nl) {
-            if (sc->line == sc->rec_line)
-                sc->next_off = sc->buf_off + (off_t) sc->pos;
-            sc->line++;
-            sc->line_start = true;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Starts a scan of f from its beginning. False on out of memory. */
-static bool
-s_scan_init (s_scan_t *sc, FILE *f, crypto_hash_sha256_state *sha, s_record_fn fn, void *arg)
-{
-    memset (sc, 0, sizeof *sc);
-    sc->f = f;
-    sc->sha = sha;
-    sc->fn = fn;
-    sc->arg = arg;
-    sc->line = 1;
-    sc->line_start = true;
-    sc->next_off = -1;
-    sc->buf = malloc (S_BLOCK);
-    if (!sc->buf || csv_init (&sc->csv, S_OPTS) != 0) {
-        free (sc->buf);
-        return false;
-    }
-    rewind (f);
-    return true;
-}
-
-static void
-s_scan_free (s_scan_t *sc)
-{
-    s_fields_reset (sc);
-    free (sc->fields);
-    free (sc->lens);
-    free (sc->buf);
-    csv_free (&sc->csv);
-}
-
-/* --- checks on the text ------------------------------------------------------------ */
-
-/* Whether s[0..n) is well-formed UTF-8 with no NUL (no overlongs, no surrogates). */
-static bool
-s_utf8 (const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF)
-            len = 2, cp = c & 0x1F;
-        else if (c >= 0xE0 && c <= 0xEF)
-            len = 3, cp = c & 0x0F;
-        else if (c >= 0xF0 && c <= 0xF4)
-            len = 4, cp = c & 0x07;
-        else
-            return false;
-        if (n - i < len)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
-            || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
-/* s without leading and trailing blanks, in place. */
-static char *
-s_trim (char *s)
-{
-    while (*s == ' ' || *s == '\t')
-        s++;
-    size_t n = strlen (s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
-        s[--n] = '\0';
-    return s;
-}
-
-/* --- the import ------------------------------------------------------------------------ */
+    const char *name;  /* the field's name; the header may spell it in any case */
+    size_t offset;     /* of the char * in Pm__V1__ImportRow */
+    bool required;     /* must be in the header (not in s_optional) */
+} s_col_t;
 
 /* A row that was not imported, from here or from intake. */
 typedef struct {
@@ -400,12 +65,12 @@ typedef struct {
     bool whole_row;    /* shown as "line N: reason" */
 } s_reject_t;
 
-/* A chunk sent and not yet answered. */
+/* A chunk sent and not yet answered (the user pointer of its request in flight). */
 typedef struct {
-    Pm__V1__Request *req;  /* NULL: a free slot */
+    bool busy;
+    char id[160];      /* its request id, for messages */
     size_t nrows;
     uint32_t first_line, last_line;
-    int64_t sent_ms;
 } s_slot_t;
 
 typedef struct {
@@ -413,11 +78,13 @@ typedef struct {
     const char *path;
     const char *base;        /* file name sent to intake */
     bool tty;                /* stderr is a terminal */
-    /* the header */
+    /* the columns and the header */
+    s_col_t *cols;           /* from the ImportRow descriptor */
+    size_t ncols;
     bool have_header;
     char **header;           /* the names as written (trimmed) */
     size_t nheader;
-    int map[S_NCOLS];        /* header index of each of s_cols, or -1 */
+    int *map;                /* header index of each of cols, or -1 */
     /* counts */
     uint64_t total;          /* data rows (first pass) */
     uint64_t done;           /* rows answered or rejected here */
@@ -433,78 +100,79 @@ typedef struct {
     size_t nrejects, rcap;
 } s_import_t;
 
-/* Records a rejection (strings copied). False on out of memory. */
-static bool
+/* The columns: ImportRow's string fields in declaration order (`line`, a
+ * number, is where the row was, not a column). */
+static void
+s_columns (s_import_t *im)
+{
+    const ProtobufCMessageDescriptor *d = &pm__v1__import_row__descriptor;
+    im->cols = pm_xcalloc (d->n_fields, sizeof *im->cols);
+    im->map = pm_xcalloc (d->n_fields, sizeof *im->map);
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
+            continue;
+        s_col_t *c = &im->cols[im->ncols++];
+        c->name = f->name;
+        c->offset = f->offset;
+        c->required = true;
+        for (size_t k = 0; k < sizeof s_optional / sizeof s_optional[0]; k++)
+            if (strcmp (f->name, s_optional[k]) == 0)
+                c->required = false;
+    }
+}
+
+/* Records a rejection (strings copied). */
+static void
 s_reject (s_import_t *im, uint32_t line, uint32_t column, const char *field, const char *value,
           const char *reason, bool whole_row)
 {
     if (im->nrejects == im->rcap) {
-        size_t cap = im->rcap ? im->rcap * 2 : 16;
-        s_reject_t *r = realloc (im->rejects, cap * sizeof *r);
-        if (!r)
-            return false;
-        im->rejects = r;
-        im->rcap = cap;
+        im->rcap = im->rcap ? im->rcap * 2 : 16;
+        im->rejects = pm_xrealloc (im->rejects, im->rcap * sizeof *im->rejects);
     }
-    s_reject_t *r = &im->rejects[im->nrejects];
-    r->line = line;
-    r->column = column;
-    r->field = strdup (field ? field : "");
-    r->value = strdup (value ? value : "");
-    r->reason = strdup (reason ? reason : "");
-    r->whole_row = whole_row;
-    if (!r->field || !r->value || !r->reason) {
-        free (r->field);
-        free (r->value);
-        free (r->reason);
-        return false;
-    }
-    im->nrejects++;
-    return true;
+    im->rejects[im->nrejects++] = (s_reject_t) { line, column, pm_xstrdup (field ? field : ""),
+                                                 pm_xstrdup (value ? value : ""),
+                                                 pm_xstrdup (reason ? reason : ""), whole_row };
 }
 
-/* Reads the header record: names, and where each of s_cols is. PMCTL_OK or
+/* Reads the header record: names, and where each column is. PMCTL_OK or
  * PMCTL_USAGE after printing what is wrong with it. */
 static int
-s_header (s_import_t *im, s_record_t *rec)
+s_header (s_import_t *im, pm_csv_record_t *rec)
 {
-    if (rec->error) {
-        fprintf (stderr, "pmctl: %s: line %u: the header is not valid CSV (%s): check its quotes\n", im->path,
-                 rec->line, rec->why);
+    if (rec->error != PM_CSV_OK) {
+        fprintf (stderr, "pmctl: %s: line %u: the header is not valid CSV: %s\n", im->path, rec->first_line,
+                 rec->why);
         return PMCTL_USAGE;
     }
-    im->header = calloc (rec->nfields, sizeof *im->header);
-    if (!im->header)
-        return PMCTL_FAIL;
-    im->nheader = rec->nfields;
+    im->header = pm_xcalloc (rec->nfields, sizeof *im->header);
     for (size_t i = 0; i < rec->nfields; i++) {
-        if (!s_utf8 ((const unsigned char *) rec->fields[i], rec->lens[i])) {
+        if (!pm_utf8_valid (rec->fields[i], rec->lens[i])) {
             fprintf (stderr, "pmctl: %s: line %u, column %zu of the header: not UTF-8 - was the file saved as "
-                             "GBK? save it as 'CSV UTF-8'\n", im->path, rec->line, i + 1);
+                             "GBK? save it as 'CSV UTF-8'\n", im->path, rec->first_line, i + 1);
             return PMCTL_USAGE;
         }
-        im->header[i] = strdup (s_trim (rec->fields[i]));
-        if (!im->header[i])
-            return PMCTL_FAIL;
+        im->header[im->nheader++] = pm_xstrdup (pm_trim (rec->fields[i]));
     }
     while (im->nheader > 0 && im->header[im->nheader - 1][0] == '\0') /* "a,b,c,," from a spreadsheet */
         free (im->header[--im->nheader]);
-    for (size_t k = 0; k < S_NCOLS; k++) {
+    for (size_t k = 0; k < im->ncols; k++) {
         im->map[k] = -1;
         for (size_t i = 0; i < im->nheader; i++) {
-            if (strcasecmp (im->header[i], s_cols[k].name) != 0)
+            if (strcasecmp (im->header[i], im->cols[k].name) != 0)
                 continue;
             if (im->map[k] >= 0) {
                 fprintf (stderr, "pmctl: %s: the header has column '%s' twice (columns %d and %zu)\n", im->path,
-                         s_cols[k].name, im->map[k] + 1, i + 1);
+                         im->cols[k].name, im->map[k] + 1, i + 1);
                 return PMCTL_USAGE;
             }
             im->map[k] = (int) i;
         }
     }
-    for (size_t k = 0; k < S_NCOLS; k++)
-        if (s_cols[k].required && im->map[k] < 0) {
-            fprintf (stderr, "pmctl: %s: header has no column '%s' (columns:", im->path, s_cols[k].name);
+    for (size_t k = 0; k < im->ncols; k++)
+        if (im->cols[k].required && im->map[k] < 0) {
+            fprintf (stderr, "pmctl: %s: header has no column '%s' (columns:", im->path, im->cols[k].name);
             for (size_t i = 0; i < im->nheader; i++)
                 fprintf (stderr, "%s %s", i ? "," : "", im->header[i]);
             fprintf (stderr, ")\n");
@@ -514,50 +182,17 @@ s_header (s_import_t *im, s_record_t *rec)
     return PMCTL_OK;
 }
 
-/* First pass: the header, then a count of the data rows. */
-static int
-s_count (void *arg, s_record_t *rec)
-{
-    s_import_t *im = arg;
-    if (!im->have_header)
-        return s_header (im, rec);
-    im->total++;
-    return PMCTL_OK;
-}
-
 /* Why a record is not a row, or NULL when it is one; column and field set
  * for a reason that concerns one column. */
 static const char *
-s_csv_problem (const s_import_t *im, const s_record_t *rec, char *buf, size_t size, uint32_t *column,
+s_csv_problem (const s_import_t *im, const pm_csv_record_t *rec, char *buf, size_t size, uint32_t *column,
                const char **field, bool *whole_row)
 {
     *column = 0;
     *field = "";
     *whole_row = true;
-    switch (rec->error) {
-    case S_REC_QUOTING:
-        if (rec->end_line > rec->line)
-            snprintf (buf, size, "bad quoting: the quoted field opened here runs to line %u and is followed by "
-                                 "text there (libcsv: %s); quote whole fields and double each '\"' inside one",
-                      rec->end_line, rec->why);
-        else
-            snprintf (buf, size, "bad quoting: a '\"' inside an unquoted field, or text after a closing quote "
-                                 "(libcsv: %s); quote whole fields and double each '\"' inside one", rec->why);
-        return buf;
-    case S_REC_UNCLOSED:
-        snprintf (buf, size, "unterminated quote: a quoted field opened here is never closed (libcsv: %s)",
-                  rec->why);
-        return buf;
-    case S_REC_TOO_LONG:
-        if (rec->end_line > rec->line)
-            snprintf (buf, size, "record runs past %d KiB (to line %u): a quote that is never closed?",
-                      S_RECORD_MAX / 1024, rec->end_line);
-        else
-            snprintf (buf, size, "line longer than %d KiB: not a CSV row", S_RECORD_MAX / 1024);
-        return buf;
-    default:
-        break;
-    }
+    if (rec->error != PM_CSV_OK)
+        return rec->why; /* the scanner says what is wrong with the quoting */
     if (rec->nfields < im->nheader) {
         *column = (uint32_t) rec->nfields + 1;
         *field = im->header[rec->nfields];
@@ -572,11 +207,11 @@ s_csv_problem (const s_import_t *im, const s_record_t *rec, char *buf, size_t si
                                  "around fields that contain commas", rec->nfields, im->nheader);
             return buf;
         }
-    for (size_t k = 0; k < S_NCOLS; k++) {
+    for (size_t k = 0; k < im->ncols; k++) {
         int i = im->map[k];
-        if (i >= 0 && !s_utf8 ((const unsigned char *) rec->fields[i], rec->lens[i])) {
+        if (i >= 0 && !pm_utf8_valid (rec->fields[i], rec->lens[i])) {
             *column = (uint32_t) i + 1;
-            *field = s_cols[k].name;
+            *field = im->cols[k].name;
             *whole_row = false;
             return "not UTF-8 - was the file saved as GBK? save it as 'CSV UTF-8'";
         }
@@ -584,54 +219,36 @@ s_csv_problem (const s_import_t *im, const s_record_t *rec, char *buf, size_t si
     return NULL;
 }
 
-/* Second pass: each data record becomes a pending row or a rejection. */
-static int
-s_collect (void *arg, s_record_t *rec)
+/* Second pass: a data record becomes a pending row or a rejection. */
+static void
+s_collect (s_import_t *im, pm_csv_record_t *rec)
 {
-    s_import_t *im = arg;
-    if (!im->have_header) { /* read in the first pass already */
-        im->have_header = true;
-        return PMCTL_OK;
-    }
     char buf[512];
     uint32_t column;
     const char *field;
     bool whole_row;
     const char *why = s_csv_problem (im, rec, buf, sizeof buf, &column, &field, &whole_row);
     if (why) {
-        if (!s_reject (im, rec->line, column, field, "", why, whole_row)) {
-            fprintf (stderr, "pmctl: out of memory\n");
-            return PMCTL_FAIL;
-        }
+        s_reject (im, rec->first_line, column, field, "", why, whole_row);
         im->local++;
         im->done++;
-        return PMCTL_OK;
+        return;
     }
     if (im->npending == im->cap) {
-        size_t cap = im->cap ? im->cap * 2 : 64;
-        Pm__V1__ImportRow **p = realloc (im->pending, cap * sizeof *p);
-        if (!p)
-            goto oom;
-        im->pending = p;
-        im->cap = cap;
+        im->cap = im->cap ? im->cap * 2 : 64;
+        im->pending = pm_xrealloc (im->pending, im->cap * sizeof *im->pending);
     }
-    Pm__V1__ImportRow *row = malloc (sizeof *row);
-    if (!row)
-        goto oom;
+    Pm__V1__ImportRow *row = pm_xmalloc (sizeof *row);
     pm__v1__import_row__init (row);
-    row->line = rec->line;
-    for (size_t k = 0; k < S_NCOLS; k++) {
+    row->line = rec->first_line;
+    for (size_t k = 0; k < im->ncols; k++) {
         int i = im->map[k];
         if (i < 0)
             continue;
-        *(char **) ((char *) row + s_cols[k].offset) = rec->fields[i]; /* taken from the scanner */
+        *(char **) ((char *) row + im->cols[k].offset) = rec->fields[i]; /* taken from the scanner */
         rec->fields[i] = NULL;
     }
     im->pending[im->npending++] = row;
-    return PMCTL_OK;
-oom:
-    fprintf (stderr, "pmctl: out of memory\n");
-    return PMCTL_FAIL;
 }
 
 /* The next chunk's request (the caller's: pm__v1__request__free_unpacked), or
@@ -639,30 +256,22 @@ oom:
 static char s_run[27]; /* this run's id, part of every chunk's request id */
 
 static Pm__V1__Request *
-s_next_chunk (s_import_t *im, s_scan_t *sc, size_t chunk, const char *batch_id, uint32_t chunk_no, int *code)
+s_next_chunk (s_import_t *im, pm_csv_t *csv, size_t chunk, const char *batch_id, uint32_t chunk_no, int *code)
 {
     *code = PMCTL_OK;
-    while (im->npending < chunk && s_step (sc))
-        ;
-    if (sc->stop) {
-        *code = sc->stop;
-        return NULL;
-    }
-    if (sc->io_errno) {
-        fprintf (stderr, "pmctl: reading %s: %s\n", im->path, strerror (sc->io_errno));
+    pm_csv_record_t *rec;
+    while (im->npending < chunk && (rec = pm_csv_next (csv)))
+        s_collect (im, rec);
+    if (pm_csv_errno (csv)) {
+        fprintf (stderr, "pmctl: reading %s: %s\n", im->path, strerror (pm_csv_errno (csv)));
         *code = PMCTL_USAGE;
         return NULL;
     }
     if (im->npending == 0)
         return NULL;
     size_t n = im->npending < chunk ? im->npending : chunk;
-    Pm__V1__Request *req = malloc (sizeof *req);
-    Pm__V1__IntakeImportRequest *q = malloc (sizeof *q);
-    if (!req || !q) {
-        free (req);
-        free (q);
-        goto oom;
-    }
+    Pm__V1__Request *req = pm_xmalloc (sizeof *req);
+    Pm__V1__IntakeImportRequest *q = pm_xmalloc (sizeof *q);
     pm__v1__request__init (req);
     pm__v1__intake_import_request__init (q);
     req->body_case = PM__V1__REQUEST__BODY_INTAKE_IMPORT; /* from here on req owns q */
@@ -673,38 +282,22 @@ s_next_chunk (s_import_t *im, s_scan_t *sc, size_t chunk, const char *batch_id, 
      * reply lost). A new run gets new ids: intake compares every row with
      * what it holds, so a re-run after a crash is safe and reports the rows
      * applied before as unchanged, which is what they are. */
-    char id[160];
-    snprintf (id, sizeof id, "%.63s:%s:%u:%u-%u", batch_id, s_run, chunk_no, im->pending[0]->line,
-              im->pending[n - 1]->line);
-    req->id = strdup (id);
-    req->method = strdup ("intake.import");
-    req->actor = strdup (im->ctl->actor);
-    q->batch_id = strdup (batch_id);
-    q->file_name = strdup (im->base);
+    req->id = pm_xasprintf ("%.63s:%s:%u:%u-%u", batch_id, s_run, chunk_no, im->pending[0]->line,
+                            im->pending[n - 1]->line);
+    req->method = pm_xstrdup ("intake.import");
+    req->actor = pm_xstrdup (im->ctl->actor);
+    q->batch_id = pm_xstrdup (batch_id);
+    q->file_name = pm_xstrdup (im->base);
     q->chunk_no = chunk_no;
-    q->columns = calloc (im->nheader ? im->nheader : 1, sizeof *q->columns);
-    q->rows = malloc (n * sizeof *q->rows);
-    if (!req->id || !req->method || !req->actor || !q->batch_id || !q->file_name || !q->columns || !q->rows) {
-        pm__v1__request__free_unpacked (req, NULL);
-        goto oom;
-    }
-    for (size_t i = 0; i < im->nheader; i++) {
-        q->columns[i] = strdup (im->header[i]);
-        if (!q->columns[i]) {
-            pm__v1__request__free_unpacked (req, NULL);
-            goto oom;
-        }
-        q->n_columns++;
-    }
+    q->columns = pm_xcalloc (im->nheader ? im->nheader : 1, sizeof *q->columns);
+    for (size_t i = 0; i < im->nheader; i++)
+        q->columns[q->n_columns++] = pm_xstrdup (im->header[i]);
+    q->rows = pm_xmalloc (n * sizeof *q->rows);
     memcpy (q->rows, im->pending, n * sizeof *q->rows);
     q->n_rows = n;
     im->npending -= n;
     memmove (im->pending, im->pending + n, im->npending * sizeof *im->pending);
     return req;
-oom:
-    fprintf (stderr, "pmctl: out of memory\n");
-    *code = PMCTL_FAIL;
-    return NULL;
 }
 
 /* Progress on stderr: one \r-updated line on a terminal, else every 10%. */
@@ -733,7 +326,7 @@ s_answer (s_import_t *im, const s_slot_t *slot, const Pm__V1__Reply *r)
     if (r->status != PM__V1__STATUS__OK || r->body_case != PM__V1__REPLY__BODY_INTAKE_IMPORT) {
         if (im->progress_shown)
             fputc ('\n', stderr);
-        fprintf (stderr, "pmctl: intake refused %s (lines %u-%u): %s: %s\n", slot->req->id, slot->first_line,
+        fprintf (stderr, "pmctl: intake refused %s (lines %u-%u): %s: %s\n", slot->id, slot->first_line,
                  slot->last_line, pm_status_name (r->status), r->message);
         return PMCTL_FAIL;
     }
@@ -745,108 +338,84 @@ s_answer (s_import_t *im, const s_slot_t *slot, const Pm__V1__Reply *r)
     for (size_t i = 0; i < a->n_rejections; i++) {
         const Pm__V1__RowRejection *x = a->rejections[i];
         uint32_t column = x->column;
-        for (size_t k = 0; column == 0 && k < S_NCOLS; k++)
-            if (strcmp (x->field, s_cols[k].name) == 0 && im->map[k] >= 0)
+        for (size_t k = 0; column == 0 && k < im->ncols; k++)
+            if (strcmp (x->field, im->cols[k].name) == 0 && im->map[k] >= 0)
                 column = (uint32_t) im->map[k] + 1; /* the header spells it differently */
-        if (!s_reject (im, x->line, column, x->field, x->value, x->reason, false)) {
-            fprintf (stderr, "pmctl: out of memory\n");
-            return PMCTL_FAIL;
-        }
+        s_reject (im, x->line, column, x->field, x->value, x->reason, false);
     }
     im->done += slot->nrows;
     s_progress (im);
     return PMCTL_OK;
 }
 
-/* Sends the file's rows, inflight chunks at a time, and takes the answers.
- * PMCTL_OK when every chunk was answered OK, else the exit code. */
+/* Sends the file's rows, inflight chunks at a time on one DEALER, and takes
+ * the answers; a chunk unanswered for --timeout is resent (same id). Gives
+ * up when intake says nothing at all for S_SILENCE_MS. PMCTL_OK when every
+ * chunk was answered OK, else the exit code. */
 static int
-s_send_all (s_import_t *im, s_scan_t *sc, const char *batch_id, size_t chunk, size_t inflight)
+s_send_all (s_import_t *im, pm_csv_t *csv, const char *batch_id, size_t chunk, size_t inflight)
 {
     const pmctl_t *ctl = im->ctl;
     const char *endpoint = pmctl_endpoint (ctl, "intake", "command");
-    if (!endpoint) {
-        pmctl_unknown_daemon (ctl, "intake");
-        return PMCTL_USAGE;
-    }
     pm_client_t *c = pm_client_new (NULL, endpoint);
-    s_slot_t *slots = calloc (inflight, sizeof *slots);
-    if (!c || !slots) {
+    if (!c) {
         fprintf (stderr, "pmctl: cannot connect to intake at %s\n", endpoint);
-        pm_client_destroy (&c);
-        free (slots);
         return PMCTL_FAIL;
     }
+    s_slot_t *slots = pm_xcalloc (inflight, sizeof *slots);
+    pm_inflight_t *fl = pm_inflight_new (ctl->timeout_ms);
     int code = PMCTL_OK;
     uint32_t chunk_no = 0;
-    size_t busy = 0;
     bool more = true;
-    int64_t heard = pm_mono_ms (); /* the last reply (or the start) */
+    int64_t heard = pm_mono_ms (); /* the last reply (or when the first chunk went out) */
     for (;;) {
         for (size_t i = 0; i < inflight && more && code == PMCTL_OK; i++) {
-            if (slots[i].req)
+            if (slots[i].busy)
                 continue;
-            Pm__V1__Request *req = s_next_chunk (im, sc, chunk, batch_id, chunk_no + 1, &code);
+            Pm__V1__Request *req = s_next_chunk (im, csv, chunk, batch_id, chunk_no + 1, &code);
             if (!req) {
                 more = false;
                 break;
             }
             chunk_no++;
             const Pm__V1__IntakeImportRequest *q = req->intake_import;
-            slots[i] = (s_slot_t) { req, q->n_rows, q->rows[0]->line, q->rows[q->n_rows - 1]->line, pm_mono_ms () };
-            if (busy++ == 0)
+            slots[i] = (s_slot_t) { .busy = true, .nrows = q->n_rows, .first_line = q->rows[0]->line,
+                                    .last_line = q->rows[q->n_rows - 1]->line };
+            snprintf (slots[i].id, sizeof slots[i].id, "%s", req->id);
+            if (pm_inflight_size (fl) == 0)
                 heard = pm_mono_ms ();
-            if (pm_client_send (c, req) != PM_OK) {
+            if (pm_inflight_add (fl, c, req, 0, &slots[i]) != PM_OK) { /* no deadline: see S_SILENCE_MS */
                 fprintf (stderr, "pmctl: cannot send to intake at %s\n", endpoint);
                 code = PMCTL_FAIL;
             }
+            pm__v1__request__free_unpacked (req, NULL); /* the in-flight set keeps its bytes */
         }
-        if (code != PMCTL_OK || busy == 0)
+        if (code != PMCTL_OK || pm_inflight_size (fl) == 0)
             break;
-        int64_t now = pm_mono_ms (), wake = heard + S_SILENCE_MS;
-        for (size_t i = 0; i < inflight; i++)
-            if (slots[i].req && slots[i].sent_ms + ctl->timeout_ms < wake)
-                wake = slots[i].sent_ms + ctl->timeout_ms;
+        int64_t left = heard + S_SILENCE_MS - pm_mono_ms ();
         Pm__V1__Reply *r = NULL;
-        int rc = pm_client_recv (c, wake > now ? (int) (wake - now) : 0, &r);
-        if (rc == PM_OK) {
+        void *user = NULL;
+        int rc = pm_inflight_wait (fl, left > 0 ? (int) left : 0, &r, &user);
+        if (rc == PM_OK && r) {
+            s_slot_t *slot = user;
             heard = pm_mono_ms ();
-            for (size_t i = 0; i < inflight; i++) {
-                if (!slots[i].req || strcmp (slots[i].req->id, r->id) != 0)
-                    continue; /* else: a second answer to a resent chunk */
-                code = s_answer (im, &slots[i], r);
-                pm__v1__request__free_unpacked (slots[i].req, NULL);
-                slots[i].req = NULL;
-                busy--;
-                break;
-            }
+            code = s_answer (im, slot, r);
+            slot->busy = false;
             pm__v1__reply__free_unpacked (r, NULL);
         }
         else if (rc == PM_ETIMEDOUT) {
-            now = pm_mono_ms ();
-            if (now - heard >= S_SILENCE_MS) {
-                if (im->progress_shown)
-                    fputc ('\n', stderr);
-                fprintf (stderr, "pmctl: intake did not answer at %s for %d s: is it running? (./pm status)\n",
-                         endpoint, S_SILENCE_MS / 1000);
-                code = PMCTL_FAIL;
-            }
-            for (size_t i = 0; i < inflight && code == PMCTL_OK; i++)
-                if (slots[i].req && now - slots[i].sent_ms >= ctl->timeout_ms) {
-                    pm_client_send (c, slots[i].req); /* same id: applied at most once */
-                    slots[i].sent_ms = now;
-                }
-        }
-        else if (rc != PM_EPROTO) { /* a malformed reply is dropped; the chunk is resent */
-            fprintf (stderr, "pmctl: receiving from intake: %s\n", pm_strerror (rc));
+            if (im->progress_shown)
+                fputc ('\n', stderr);
+            fprintf (stderr, "pmctl: intake did not answer at %s for %d s: is it running? (./pm status)\n",
+                     endpoint, S_SILENCE_MS / 1000);
             code = PMCTL_FAIL;
         }
-        if (code != PMCTL_OK)
-            break;
+        else if (rc == PM_EIO && errno != EINTR) {
+            fprintf (stderr, "pmctl: receiving from intake: %s\n", strerror (errno));
+            code = PMCTL_FAIL;
+        }
     }
-    for (size_t i = 0; i < inflight; i++)
-        if (slots[i].req)
-            pm__v1__request__free_unpacked (slots[i].req, NULL);
+    pm_inflight_destroy (&fl);
     free (slots);
     pm_client_destroy (&c);
     return code;
@@ -942,7 +511,7 @@ static void
 s_import_free (s_import_t *im)
 {
     for (size_t i = 0; i < im->nheader; i++)
-        free (im->header ? im->header[i] : NULL);
+        free (im->header[i]);
     free (im->header);
     for (size_t i = 0; i < im->npending; i++)
         pm__v1__import_row__free_unpacked (im->pending[i], NULL);
@@ -953,6 +522,15 @@ s_import_free (s_import_t *im)
         free (im->rejects[i].reason);
     }
     free (im->rejects);
+    free (im->cols);
+    free (im->map);
+}
+
+/* The scanner's tap: every byte of the file into the hash. */
+static void
+s_hash (void *arg, const void *data, size_t len)
+{
+    crypto_hash_sha256_update (arg, data, len);
 }
 
 /* First pass: SHA-256 of the file into batch_id, header checks, row count. */
@@ -961,25 +539,27 @@ s_first_pass (s_import_t *im, FILE *f, char batch_id[64])
 {
     crypto_hash_sha256_state sha;
     crypto_hash_sha256_init (&sha);
-    s_scan_t sc;
-    if (!s_scan_init (&sc, f, &sha, s_count, im)) {
-        fprintf (stderr, "pmctl: out of memory\n");
-        return PMCTL_FAIL;
+    pm_csv_t *csv = pm_csv_new (f, 0);
+    pm_csv_set_tap (csv, s_hash, &sha);
+    int code = PMCTL_OK;
+    pm_csv_record_t *rec;
+    while (code == PMCTL_OK && (rec = pm_csv_next (csv))) {
+        if (!im->have_header)
+            code = s_header (im, rec);
+        else
+            im->total++;
     }
-    while (s_step (&sc))
-        ;
-    int code = sc.stop;
-    if (!code && sc.io_errno) {
-        fprintf (stderr, "pmctl: reading %s: %s\n", im->path, strerror (sc.io_errno));
+    if (code == PMCTL_OK && pm_csv_errno (csv)) {
+        fprintf (stderr, "pmctl: reading %s: %s\n", im->path, strerror (pm_csv_errno (csv)));
         code = PMCTL_USAGE;
     }
-    s_scan_free (&sc);
-    if (code)
+    pm_csv_destroy (&csv);
+    if (code != PMCTL_OK)
         return code;
     if (!im->have_header) {
         fprintf (stderr, "pmctl: %s: no header line; expected the column names first:", im->path);
-        for (size_t k = 0; k < S_NCOLS; k++)
-            fprintf (stderr, "%s%s", k ? "," : " ", s_cols[k].name);
+        for (size_t k = 0; k < im->ncols; k++)
+            fprintf (stderr, "%s%s", k ? "," : " ", im->cols[k].name);
         fputc ('\n', stderr);
         return PMCTL_USAGE;
     }
@@ -994,42 +574,28 @@ s_first_pass (s_import_t *im, FILE *f, char batch_id[64])
 int
 pmctl_import (pmctl_t *ctl, int argc, char **argv)
 {
-    pm_request_id (s_run);
-    const char *path = NULL;
+    static const struct option opts[] = {
+        { "chunk", required_argument, NULL, 'c' },
+        { "inflight", required_argument, NULL, 'i' },
+        { NULL, 0, NULL, 0 },
+    };
     int64_t chunk = S_CHUNK_DEFAULT, inflight = S_INFLIGHT_DEFAULT;
-    for (int i = 1; i < argc; i++) {
-        int rc = pmctl_late_option (ctl, argc, argv, &i);
-        if (rc < 0)
+    int opt, code = PMCTL_OK;
+    while ((opt = pmctl_getopt (ctl, argc, argv, "", opts, &code)) != PMCTL_OPT_END) {
+        if (opt == PMCTL_OPT_STOP)
+            return code;
+        if (opt == 'c' && !pmctl_parse_int ("--chunk", optarg, 1, S_CHUNK_MAX, &chunk))
             return PMCTL_USAGE;
-        if (rc > 0)
-            continue;
-        if (strcmp (argv[i], "--chunk") == 0 || strcmp (argv[i], "--inflight") == 0) {
-            bool is_chunk = argv[i][2] == 'c';
-            if (i + 1 >= argc) {
-                fprintf (stderr, "pmctl: %s needs a number\n", argv[i]);
-                return PMCTL_USAGE;
-            }
-            if (!pmctl_parse_int (argv[i], argv[i + 1], 1, is_chunk ? S_CHUNK_MAX : S_INFLIGHT_MAX,
-                                  is_chunk ? &chunk : &inflight))
-                return PMCTL_USAGE;
-            i++;
-        }
-        else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf (stderr, "pmctl: import: unknown option '%s' (usage: import FILE.csv [--chunk ROWS] "
-                             "[--inflight N])\n", argv[i]);
+        if (opt == 'i' && !pmctl_parse_int ("--inflight", optarg, 1, S_INFLIGHT_MAX, &inflight))
             return PMCTL_USAGE;
-        }
-        else if (path) {
-            fprintf (stderr, "pmctl: import takes one file (got '%s' and '%s')\n", path, argv[i]);
-            return PMCTL_USAGE;
-        }
-        else
-            path = argv[i];
     }
-    if (!path) {
-        fprintf (stderr, "usage: pmctl import FILE.csv [--chunk ROWS] [--inflight N]\n");
-        return PMCTL_USAGE;
-    }
+    if ((code = pmctl_load_config (ctl)) != PMCTL_OK)
+        return code;
+    if (argc - optind > 1)
+        return pmctl_usage_error (ctl, "takes one file (got '%s' and '%s')", argv[optind], argv[optind + 1]);
+    if (argc - optind < 1)
+        return pmctl_usage_error (ctl, "needs FILE.csv");
+    const char *path = argv[optind];
     if (!pmctl_endpoint (ctl, "intake", "command")) {
         pmctl_unknown_daemon (ctl, "intake");
         return PMCTL_USAGE;
@@ -1038,6 +604,7 @@ pmctl_import (pmctl_t *ctl, int argc, char **argv)
         fprintf (stderr, "pmctl: libsodium failed to initialise\n");
         return PMCTL_FAIL;
     }
+    pm_request_id (s_run);
     FILE *f = fopen (path, "rb");
     if (!f) {
         fprintf (stderr, "pmctl: %s: %s\n", path, strerror (errno));
@@ -1052,21 +619,16 @@ pmctl_import (pmctl_t *ctl, int argc, char **argv)
     const char *slash = strrchr (path, '/');
     s_import_t im = { .ctl = ctl, .path = path, .base = slash ? slash + 1 : path,
                       .tty = isatty (STDERR_FILENO) == 1 };
+    s_columns (&im);
     char batch_id[64];
-    int code = s_first_pass (&im, f, batch_id);
+    code = s_first_pass (&im, f, batch_id);
     if (code == PMCTL_OK) {
-        im.have_header = false; /* the second pass meets it again */
-        s_scan_t sc;
-        if (!s_scan_init (&sc, f, NULL, s_collect, &im)) {
-            fprintf (stderr, "pmctl: out of memory\n");
-            code = PMCTL_FAIL;
-        }
-        else {
-            code = s_send_all (&im, &sc, batch_id, (size_t) chunk, (size_t) inflight);
-            s_scan_free (&sc);
-            if (code == PMCTL_OK)
-                s_progress (&im); /* rows rejected here after the last answer */
-        }
+        pm_csv_t *csv = pm_csv_new (f, 0);
+        pm_csv_next (csv); /* the header, read in the first pass */
+        code = s_send_all (&im, csv, batch_id, (size_t) chunk, (size_t) inflight);
+        pm_csv_destroy (&csv);
+        if (code == PMCTL_OK)
+            s_progress (&im); /* rows rejected here after the last answer */
         if (im.progress_shown)
             fputc ('\n', stderr);
         if (code == PMCTL_OK)

@@ -1,21 +1,27 @@
 /* pmctl - the operator CLI: talks to the daemons' ROUTERs (DEALER requests)
  * and PUBs (events), with the endpoints from the same config the daemons use.
  *
- * main reads the global options and the config, then hands the rest of the
- * command line to one command function; each returns the exit code. Requests
- * go out through pm/client.h: the same id is resent until the deadline, so a
+ * main reads the global options, finds the command in s_commands (the one
+ * table that gives both `pmctl --help` and the dispatch) and hands it the
+ * rest of the command line; each command reads its options with
+ * pmctl_getopt (getopt_long plus the global options, which may also follow
+ * the command), loads the config and returns the exit code. Requests go out
+ * through pm/client.h: the same id is resent until the deadline, so a
  * retried write is applied at most once. */
 #include "pmctl.h"
 
 #include "pm/clock.h"
 #include "pm/err.h"
 #include "pm/json.h"
+#include "pm/mem.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,45 +29,145 @@
 #include <zmq.h>
 
 #define S_WAIT_TRY_MS 200 /* ping --wait: resend this often */
+#define S_TIMEOUT_DEFAULT 5000
 
-static void
-s_usage (FILE *f)
+/* --- options -------------------------------------------------------------------- */
+
+/* getopt_long values of the global options that have no short form. */
+enum { S_OPT_JSON = 0x100, S_OPT_TIMEOUT };
+
+/* The global options a command takes too (after its name). */
+static const struct option s_global_longopts[] = {
+    { "json", no_argument, NULL, S_OPT_JSON },
+    { "timeout", required_argument, NULL, S_OPT_TIMEOUT },
+    { "help", no_argument, NULL, 'h' },
+};
+#define S_NGLOBAL (sizeof s_global_longopts / sizeof s_global_longopts[0])
+#define S_LONGOPTS_MAX 16 /* a command's own long options, globals and the terminator */
+
+/* Applies --json or --timeout MS. False after printing why not. */
+static bool
+s_global_option (pmctl_t *ctl, int opt, const char *arg)
 {
-    fprintf (f,
-             "usage: pmctl [-c FILE] [--json] [--timeout MS] COMMAND [ARGS]\n"
-             "\n"
-             "Operator CLI for the move-in daemons (intake, inspection, workorder, billing,\n"
-             "notify). Endpoints come from -c FILE, else $PM_CONFIG, else the embedded\n"
-             "default (deploy/pm.conf); PM_HOME moves var/.\n"
-             "\n"
-             "commands:\n"
-             "  endpoints                         each daemon's command and event endpoints\n"
-             "  call DAEMON METHOD [JSON]         send one request; JSON is the method's body,\n"
-             "                                    e.g. call intake intake.unit.get '{\"unit_id\":\"E01/1-0101\"}'\n"
-             "  ping [DAEMON...] [--wait SECONDS] is each daemon up? --wait: until it is\n"
-             "  metrics DAEMON [--prom]           counters, gauges, latency histograms\n"
-             "                                    (--prom: Prometheus text format)\n"
-             "  queues DAEMON [--limit N]         work waiting on people, N items per queue\n"
-             "  clock [get | set TIME | advance DURATION]\n"
-             "                                    every daemon's clock; set/advance need\n"
-             "                                    [general] manual_clock = true\n"
-             "  events [--follow] [--from SEQ] [DAEMON] [PREFIX]\n"
-             "                                    events as JSON lines, replayed from SEQ\n"
-             "                                    (default 1); --follow: then live\n"
-             "  import FILE.csv [--chunk ROWS] [--inflight N]\n"
-             "                                    import units and owners into intake\n"
-             "                                    (default 500 rows per request, 4 in flight)\n"
-             "  sync [--wait SECONDS]             wait until every daemon has applied every\n"
-             "                                    event committed upstream (default 30 s)\n"
-             "\n"
-             "options:\n"
-             "  -c FILE       config file\n"
-             "  --json        machine-readable output\n"
-             "  --timeout MS  per-request timeout (default 5000)\n"
-             "  -h, --help    this help\n"
-             "\n"
-             "exit status: 0 ok; 1 failure (no answer, error reply); 2 usage, input or\n"
-             "config error; 3 import finished with rejected rows.\n");
+    int64_t ms;
+    if (opt == S_OPT_JSON) {
+        ctl->json = true;
+        return true;
+    }
+    if (!pmctl_parse_int ("--timeout", arg, 1, 3600000, &ms))
+        return false;
+    ctl->timeout_ms = (int) ms;
+    return true;
+}
+
+/* The option getopt_long just refused, as it was written ("--chunk", "-x"). */
+static const char *
+s_refused (char **argv, char *buf, size_t size)
+{
+    const char *el = optind > 0 ? argv[optind - 1] : "";
+    if (optopt > 0 && optopt < 0x100 && strncmp (el, "--", 2) != 0) {
+        snprintf (buf, size, "-%c", optopt);
+        return buf;
+    }
+    snprintf (buf, size, "%.*s", (int) strcspn (el, "="), el);
+    return buf;
+}
+
+/* `pmctl COMMAND --help`. */
+static void
+s_command_help (const pmctl_command_t *cmd, FILE *f)
+{
+    fprintf (f, "usage: pmctl [-c FILE] [--json] [--timeout MS] %s%s%s\n\n%s\n\n", cmd->name,
+             *cmd->synopsis ? " " : "", cmd->synopsis, cmd->help);
+    fprintf (f, "--json and --timeout MS may also follow the command; pmctl --help lists every command.\n");
+}
+
+int
+pmctl_getopt (pmctl_t *ctl, int argc, char **argv, const char *shortopts, const struct option *longopts,
+              int *code)
+{
+    static char **started;                  /* the argv being read */
+    static struct option all[S_LONGOPTS_MAX];
+    static char shorts[64];
+    if (argv != started) {
+        size_t n = 0;
+        for (; longopts && longopts[n].name; n++) {
+            assert (n + S_NGLOBAL + 1 < S_LONGOPTS_MAX);
+            all[n] = longopts[n];
+        }
+        memcpy (&all[n], s_global_longopts, sizeof s_global_longopts);
+        memset (&all[n + S_NGLOBAL], 0, sizeof all[0]);
+        snprintf (shorts, sizeof shorts, ":%sh", shortopts ? shortopts : ""); /* ':': say which needs a value */
+        started = argv;
+        optind = 0; /* glibc: start over, permuting positionals to the end */
+        opterr = 0; /* the messages below say which command */
+    }
+    *code = PMCTL_OK;
+    char buf[64];
+    for (;;) {
+        int opt = getopt_long (argc, argv, shorts, all, NULL);
+        switch (opt) {
+        case -1:
+            return PMCTL_OPT_END;
+        case 'h':
+            s_command_help (ctl->command, stdout);
+            return PMCTL_OPT_STOP;
+        case S_OPT_JSON:
+        case S_OPT_TIMEOUT:
+            if (s_global_option (ctl, opt, optarg))
+                continue;
+            *code = PMCTL_USAGE;
+            return PMCTL_OPT_STOP;
+        case '?':
+            *code = pmctl_usage_error (ctl, "unknown option '%s'", s_refused (argv, buf, sizeof buf));
+            return PMCTL_OPT_STOP;
+        case ':':
+            *code = pmctl_usage_error (ctl, "option '%s' needs a value", s_refused (argv, buf, sizeof buf));
+            return PMCTL_OPT_STOP;
+        default:
+            return opt;
+        }
+    }
+}
+
+int
+pmctl_usage_error (const pmctl_t *ctl, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf (stderr, "pmctl: %s: ", ctl->command->name);
+    va_start (ap, fmt);
+    vfprintf (stderr, fmt, ap);
+    va_end (ap);
+    fprintf (stderr, " (usage: pmctl %s%s%s)\n", ctl->command->name, *ctl->command->synopsis ? " " : "",
+             ctl->command->synopsis);
+    return PMCTL_USAGE;
+}
+
+int
+pmctl_load_config (pmctl_t *ctl)
+{
+    if (ctl->cfg)
+        return PMCTL_OK;
+    char *err = NULL;
+    ctl->cfg = pm_config_load (ctl->config_path && *ctl->config_path ? ctl->config_path : NULL, &err);
+    if (!ctl->cfg) {
+        fprintf (stderr, "pmctl: %s\n", err ? err : "cannot load the config");
+        free (err);
+        return PMCTL_USAGE;
+    }
+    return PMCTL_OK;
+}
+
+/* Reads the options of a command that has only the global ones, then loads
+ * the config. True to go on; false to end with *code (help printed: PMCTL_OK). */
+static bool
+s_no_options (pmctl_t *ctl, int argc, char **argv, int *code)
+{
+    static const struct option none[] = { { NULL, 0, NULL, 0 } };
+    if (pmctl_getopt (ctl, argc, argv, "", none, code) != PMCTL_OPT_END)
+        return false;
+    *code = pmctl_load_config (ctl);
+    return *code == PMCTL_OK;
 }
 
 /* --- shared helpers (pmctl.h) -------------------------------------------------- */
@@ -104,25 +210,9 @@ pmctl_parse_int (const char *opt, const char *s, int64_t min, int64_t max, int64
 }
 
 int
-pmctl_late_option (pmctl_t *ctl, int argc, char **argv, int *i)
+pmctl_retry_ms (const pmctl_t *ctl)
 {
-    if (strcmp (argv[*i], "--json") == 0) {
-        ctl->json = true;
-        return 1;
-    }
-    if (strcmp (argv[*i], "--timeout") == 0) {
-        int64_t ms;
-        if (*i + 1 >= argc) {
-            fprintf (stderr, "pmctl: --timeout needs a value in milliseconds\n");
-            return -1;
-        }
-        if (!pmctl_parse_int ("--timeout", argv[*i + 1], 1, 3600000, &ms))
-            return -1;
-        ctl->timeout_ms = (int) ms;
-        (*i)++;
-        return 1;
-    }
-    return 0;
+    return ctl->timeout_ms / 2 > 0 ? ctl->timeout_ms / 2 : 1;
 }
 
 void
@@ -148,8 +238,7 @@ int
 pmctl_call (const pmctl_t *ctl, pm_client_t *c, const char *daemon, const char *endpoint,
             const Pm__V1__Request *req, Pm__V1__Reply **reply)
 {
-    int retry = ctl->timeout_ms / 2 > 0 ? ctl->timeout_ms / 2 : 1;
-    int rc = pm_client_call (c, req, ctl->timeout_ms, retry, reply);
+    int rc = pm_client_call (c, req, ctl->timeout_ms, pmctl_retry_ms (ctl), reply);
     if (rc == PM_OK)
         return PMCTL_OK;
     if (rc == PM_ETIMEDOUT)
@@ -226,13 +315,11 @@ s_reply_failed (const char *daemon, const Pm__V1__Reply *r)
 
 /* --- the same request to many daemons at once -------------------------------------- */
 
-/* One daemon of a fan-out: its connection, its request and its answer. */
+/* One daemon of a fan-out: its connection and its answer. */
 typedef struct {
     const char *daemon;
     const char *endpoint;
     pm_client_t *client;    /* NULL if the endpoint could not be used */
-    char id[27];
-    Pm__V1__Request req;
     Pm__V1__Reply *reply;   /* the answer, or NULL */
 } s_target_t;
 
@@ -244,57 +331,31 @@ static void
 s_fan_out (const pmctl_t *ctl, void *zctx, s_target_t *t, size_t n, const char *method,
            ProtobufCMessage *body, int timeout_ms, int retry_ms)
 {
-    int64_t deadline = pm_mono_ms () + timeout_ms;
+    pm_inflight_t *fl = pm_inflight_new (retry_ms);
     for (size_t i = 0; i < n; i++) {
         t[i].client = pm_client_new (zctx, t[i].endpoint);
-        if (!t[i].client)
+        if (!t[i].client) {
             fprintf (stderr, "pmctl: cannot connect to %s at %s: %s\n", t[i].daemon, t[i].endpoint,
                      zmq_strerror (errno));
-        pmctl_request (ctl, &t[i].req, t[i].id, method, body);
-    }
-    zmq_pollitem_t *items = calloc (n ? n : 1, sizeof *items);
-    size_t *which = calloc (n ? n : 1, sizeof *which);
-    while (items && which) {
-        int64_t now = pm_mono_ms ();
-        if (now >= deadline)
-            break;
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            if (t[i].client && !t[i].reply) {
-                pm_client_send (t[i].client, &t[i].req);
-                items[k] = (zmq_pollitem_t) { pm_client_socket (t[i].client), 0, ZMQ_POLLIN, 0 };
-                which[k++] = i;
-            }
-        if (k == 0)
-            break;
-        int64_t resend = now + retry_ms < deadline ? now + retry_ms : deadline;
-        while (k > 0 && (now = pm_mono_ms ()) < resend) {
-            if (zmq_poll (items, (int) k, (long) (resend - now)) < 0)
-                break; /* EINTR: resend and go on until the deadline */
-            for (size_t j = 0; j < k; j++) {
-                if (!(items[j].revents & ZMQ_POLLIN))
-                    continue;
-                s_target_t *x = &t[which[j]];
-                Pm__V1__Reply *r = NULL;
-                if (pm_client_recv (x->client, 0, &r) != PM_OK || !r)
-                    continue;
-                if (strcmp (r->id, x->id) == 0 && !x->reply)
-                    x->reply = r;
-                else
-                    pm__v1__reply__free_unpacked (r, NULL); /* an answer to an earlier try */
-            }
-            size_t left = 0; /* keep polling only the unanswered */
-            for (size_t j = 0; j < k; j++)
-                if (!t[which[j]].reply) {
-                    items[left] = items[j];
-                    items[left].revents = 0;
-                    which[left++] = which[j];
-                }
-            k = left;
+            continue;
         }
+        Pm__V1__Request req;
+        char id[27];
+        pmctl_request (ctl, &req, id, method, body);
+        if (pm_inflight_add (fl, t[i].client, &req, timeout_ms, &t[i]) != PM_OK)
+            fprintf (stderr, "pmctl: cannot send to %s at %s: %s\n", t[i].daemon, t[i].endpoint,
+                     zmq_strerror (errno));
     }
-    free (items);
-    free (which);
+    while (pm_inflight_size (fl) > 0) {
+        Pm__V1__Reply *r = NULL;
+        void *user = NULL;
+        int rc = pm_inflight_wait (fl, -1, &r, &user);
+        if (rc == PM_OK && r)
+            ((s_target_t *) user)->reply = r;
+        else if (rc == PM_EIO && errno != EINTR)
+            break; /* EINTR: go on until the deadline */
+    }
+    pm_inflight_destroy (&fl);
 }
 
 /* Releases the targets' connections and replies. */
@@ -317,12 +378,12 @@ s_targets (const pmctl_t *ctl, char **names, size_t nnames, size_t *n, int *code
     size_t nall;
     const char *const *all = pm_config_daemons (ctl->cfg, &nall);
     *n = nnames ? nnames : nall;
-    s_target_t *t = calloc (*n ? *n : 1, sizeof *t);
-    if (!t) {
-        fprintf (stderr, "pmctl: out of memory\n");
-        *code = PMCTL_FAIL;
+    if (*n == 0) {
+        fprintf (stderr, "pmctl: %s names no daemons\n", pm_config_name (ctl->cfg));
+        *code = PMCTL_USAGE;
         return NULL;
     }
+    s_target_t *t = pm_xcalloc (*n, sizeof *t);
     for (size_t i = 0; i < *n; i++) {
         t[i].daemon = nnames ? names[i] : all[i];
         t[i].endpoint = pmctl_endpoint (ctl, t[i].daemon, "command");
@@ -333,12 +394,6 @@ s_targets (const pmctl_t *ctl, char **names, size_t nnames, size_t *n, int *code
             return NULL;
         }
     }
-    if (*n == 0) {
-        fprintf (stderr, "pmctl: %s names no daemons\n", pm_config_name (ctl->cfg));
-        free (t);
-        *code = PMCTL_USAGE;
-        return NULL;
-    }
     return t;
 }
 
@@ -348,15 +403,11 @@ s_targets (const pmctl_t *ctl, char **names, size_t nnames, size_t *n, int *code
 static int
 s_cmd_endpoints (pmctl_t *ctl, int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        int rc = pmctl_late_option (ctl, argc, argv, &i);
-        if (rc < 0)
-            return PMCTL_USAGE;
-        if (rc == 0) {
-            fprintf (stderr, "pmctl: endpoints takes no arguments (got '%s')\n", argv[i]);
-            return PMCTL_USAGE;
-        }
-    }
+    int code;
+    if (!s_no_options (ctl, argc, argv, &code))
+        return code;
+    if (optind < argc)
+        return pmctl_usage_error (ctl, "takes no arguments (got '%s')", argv[optind]);
     size_t n;
     const char *const *names = pm_config_daemons (ctl->cfg, &n);
     if (ctl->json) {
@@ -432,40 +483,18 @@ s_body_from_json (const ProtobufCFieldDescriptor *f, const char *method, const c
 }
 
 /* `call DAEMON METHOD [JSON]`: one request, body from JSON through the descriptors. */
-/* Collects a command's positional arguments (at most max) into pos, taking
- * global options met on the way. Returns their count, or -1 after printing
- * "pmctl: USAGE: unexpected 'x'HINT" when there are more. */
-static int
-s_positionals (pmctl_t *ctl, int argc, char **argv, const char **pos, int max, const char *usage,
-               const char *hint)
-{
-    int n = 0;
-    for (int i = 1; i < argc; i++) {
-        int rc = pmctl_late_option (ctl, argc, argv, &i);
-        if (rc < 0)
-            return -1;
-        if (rc > 0)
-            continue;
-        if (n == max) {
-            fprintf (stderr, "pmctl: %s: unexpected '%s'%s\n", usage, argv[i], hint);
-            return -1;
-        }
-        pos[n++] = argv[i];
-    }
-    return n;
-}
-
 static int
 s_cmd_call (pmctl_t *ctl, int argc, char **argv)
 {
-    const char *pos[3] = { NULL, NULL, NULL };
-    int npos = s_positionals (ctl, argc, argv, pos, 3, "call DAEMON METHOD [JSON]", " (quote the JSON)");
-    if (npos < 0)
-        return PMCTL_USAGE;
-    if (npos < 2) {
-        fprintf (stderr, "usage: pmctl call DAEMON METHOD [JSON]\n");
-        return PMCTL_USAGE;
-    }
+    int code;
+    if (!s_no_options (ctl, argc, argv, &code))
+        return code;
+    int npos = argc - optind;
+    char **pos = argv + optind;
+    if (npos > 3)
+        return pmctl_usage_error (ctl, "unexpected '%s' (quote the JSON)", pos[3]);
+    if (npos < 2)
+        return pmctl_usage_error (ctl, "needs DAEMON and METHOD");
     const char *daemon = pos[0], *method = pos[1];
     if (!pmctl_endpoint (ctl, daemon, "command")) {
         pmctl_unknown_daemon (ctl, daemon);
@@ -476,11 +505,11 @@ s_cmd_call (pmctl_t *ctl, int argc, char **argv)
         s_unknown_method (method);
         return PMCTL_USAGE;
     }
-    ProtobufCMessage *body = s_body_from_json (f, method, pos[2]);
+    ProtobufCMessage *body = s_body_from_json (f, method, npos == 3 ? pos[2] : NULL);
     if (!body)
         return PMCTL_USAGE;
     Pm__V1__Reply *r = NULL;
-    int code = s_request (ctl, daemon, method, body, &r);
+    code = s_request (ctl, daemon, method, body, &r);
     protobuf_c_message_free_unpacked (body, NULL);
     if (code != PMCTL_OK)
         return code;
@@ -507,47 +536,28 @@ s_cmd_call (pmctl_t *ctl, int argc, char **argv)
 static int
 s_cmd_ping (pmctl_t *ctl, int argc, char **argv)
 {
-    char **names = calloc ((size_t) argc, sizeof *names);
-    size_t nnames = 0;
+    static const struct option opts[] = {
+        { "wait", required_argument, NULL, 'w' },
+        { NULL, 0, NULL, 0 },
+    };
     int64_t wait_s = -1;
-    int code = PMCTL_OK;
-    if (!names)
-        return PMCTL_FAIL;
-    for (int i = 1; i < argc; i++) {
-        int rc = pmctl_late_option (ctl, argc, argv, &i);
-        if (rc < 0) {
-            free (names);
+    int code = PMCTL_OK, opt;
+    while ((opt = pmctl_getopt (ctl, argc, argv, "", opts, &code)) != PMCTL_OPT_END) {
+        if (opt == PMCTL_OPT_STOP)
+            return code;
+        if (!pmctl_parse_int ("--wait", optarg, 0, 86400, &wait_s))
             return PMCTL_USAGE;
-        }
-        if (rc > 0)
-            continue;
-        if (strcmp (argv[i], "--wait") == 0) {
-            if (i + 1 >= argc || !pmctl_parse_int ("--wait", argv[i + 1], 0, 86400, &wait_s)) {
-                if (i + 1 >= argc)
-                    fprintf (stderr, "pmctl: --wait needs SECONDS\n");
-                free (names);
-                return PMCTL_USAGE;
-            }
-            i++;
-        }
-        else if (argv[i][0] == '-') {
-            fprintf (stderr, "pmctl: ping: unknown option '%s' (usage: ping [DAEMON...] [--wait SECONDS])\n",
-                     argv[i]);
-            free (names);
-            return PMCTL_USAGE;
-        }
-        else
-            names[nnames++] = argv[i];
     }
+    if ((code = pmctl_load_config (ctl)) != PMCTL_OK)
+        return code;
     size_t n;
-    s_target_t *t = s_targets (ctl, names, nnames, &n, &code);
-    free (names);
+    s_target_t *t = s_targets (ctl, argv + optind, (size_t) (argc - optind), &n, &code);
     if (!t)
         return code;
     void *zctx = zmq_ctx_new ();
     Pm__V1__OpsPingRequest body = PM__V1__OPS_PING_REQUEST__INIT;
     int timeout = wait_s >= 0 ? (int) wait_s * 1000 : ctl->timeout_ms;
-    int retry = wait_s >= 0 ? S_WAIT_TRY_MS : (ctl->timeout_ms / 2 > 0 ? ctl->timeout_ms / 2 : 1);
+    int retry = wait_s >= 0 ? S_WAIT_TRY_MS : pmctl_retry_ms (ctl);
     if (timeout < S_WAIT_TRY_MS)
         timeout = S_WAIT_TRY_MS; /* --wait 0: one short try */
     s_fan_out (ctl, zctx, t, n, "ops.ping", &body.base, timeout, retry);
@@ -605,30 +615,26 @@ s_number (char *buf, size_t size, double v)
 static int
 s_cmd_metrics (pmctl_t *ctl, int argc, char **argv)
 {
-    const char *daemon = NULL;
+    static const struct option opts[] = {
+        { "prom", no_argument, NULL, 'p' },
+        { NULL, 0, NULL, 0 },
+    };
     bool prom = false;
-    for (int i = 1; i < argc; i++) {
-        int rc = pmctl_late_option (ctl, argc, argv, &i);
-        if (rc < 0)
-            return PMCTL_USAGE;
-        if (rc > 0)
-            continue;
-        if (strcmp (argv[i], "--prom") == 0)
-            prom = true;
-        else if (argv[i][0] != '-' && !daemon)
-            daemon = argv[i];
-        else {
-            fprintf (stderr, "pmctl: metrics: unexpected '%s' (usage: metrics DAEMON [--prom])\n", argv[i]);
-            return PMCTL_USAGE;
-        }
+    int code = PMCTL_OK, opt;
+    while ((opt = pmctl_getopt (ctl, argc, argv, "", opts, &code)) != PMCTL_OPT_END) {
+        if (opt == PMCTL_OPT_STOP)
+            return code;
+        prom = true;
     }
-    if (!daemon) {
-        fprintf (stderr, "usage: pmctl metrics DAEMON [--prom]\n");
-        return PMCTL_USAGE;
-    }
+    if ((code = pmctl_load_config (ctl)) != PMCTL_OK)
+        return code;
+    if (argc - optind != 1)
+        return argc - optind > 1 ? pmctl_usage_error (ctl, "unexpected '%s'", argv[optind + 1])
+                                 : pmctl_usage_error (ctl, "needs DAEMON");
+    const char *daemon = argv[optind];
     Pm__V1__OpsMetricsRequest body = PM__V1__OPS_METRICS_REQUEST__INIT;
     Pm__V1__Reply *r;
-    int code = s_request (ctl, daemon, "ops.metrics", &body.base, &r);
+    code = s_request (ctl, daemon, "ops.metrics", &body.base, &r);
     if (code != PMCTL_OK)
         return code;
     const Pm__V1__OpsMetricsReply *m = r->body_case == PM__V1__REPLY__BODY_OPS_METRICS ? r->ops_metrics : NULL;
@@ -673,37 +679,28 @@ s_cmd_metrics (pmctl_t *ctl, int argc, char **argv)
 static int
 s_cmd_queues (pmctl_t *ctl, int argc, char **argv)
 {
-    const char *daemon = NULL;
+    static const struct option opts[] = {
+        { "limit", required_argument, NULL, 'l' },
+        { NULL, 0, NULL, 0 },
+    };
     int64_t limit = 0;
-    for (int i = 1; i < argc; i++) {
-        int rc = pmctl_late_option (ctl, argc, argv, &i);
-        if (rc < 0)
+    int code = PMCTL_OK, opt;
+    while ((opt = pmctl_getopt (ctl, argc, argv, "", opts, &code)) != PMCTL_OPT_END) {
+        if (opt == PMCTL_OPT_STOP)
+            return code;
+        if (!pmctl_parse_int ("--limit", optarg, 1, 1000, &limit))
             return PMCTL_USAGE;
-        if (rc > 0)
-            continue;
-        if (strcmp (argv[i], "--limit") == 0) {
-            if (i + 1 >= argc || !pmctl_parse_int ("--limit", argv[i + 1], 1, 1000, &limit)) {
-                if (i + 1 >= argc)
-                    fprintf (stderr, "pmctl: --limit needs N\n");
-                return PMCTL_USAGE;
-            }
-            i++;
-        }
-        else if (argv[i][0] != '-' && !daemon)
-            daemon = argv[i];
-        else {
-            fprintf (stderr, "pmctl: queues: unexpected '%s' (usage: queues DAEMON [--limit N])\n", argv[i]);
-            return PMCTL_USAGE;
-        }
     }
-    if (!daemon) {
-        fprintf (stderr, "usage: pmctl queues DAEMON [--limit N]\n");
-        return PMCTL_USAGE;
-    }
+    if ((code = pmctl_load_config (ctl)) != PMCTL_OK)
+        return code;
+    if (argc - optind != 1)
+        return argc - optind > 1 ? pmctl_usage_error (ctl, "unexpected '%s'", argv[optind + 1])
+                                 : pmctl_usage_error (ctl, "needs DAEMON");
+    const char *daemon = argv[optind];
     Pm__V1__OpsQueuesRequest body = PM__V1__OPS_QUEUES_REQUEST__INIT;
     body.limit = (uint32_t) limit;
     Pm__V1__Reply *r;
-    int code = s_request (ctl, daemon, "ops.queues", &body.base, &r);
+    code = s_request (ctl, daemon, "ops.queues", &body.base, &r);
     if (code != PMCTL_OK)
         return code;
     const Pm__V1__OpsQueuesReply *q = r->body_case == PM__V1__REPLY__BODY_OPS_QUEUES ? r->ops_queues : NULL;
@@ -748,12 +745,15 @@ s_cmd_queues (pmctl_t *ctl, int argc, char **argv)
 static int
 s_cmd_clock (pmctl_t *ctl, int argc, char **argv)
 {
-    const char *pos[2] = { NULL, NULL };
-    int npos = s_positionals (ctl, argc, argv, pos, 2, "clock [get | set TIME | advance DURATION]", "");
-    if (npos < 0)
-        return PMCTL_USAGE;
+    int code;
+    if (!s_no_options (ctl, argc, argv, &code))
+        return code;
+    int npos = argc - optind;
+    char **pos = argv + optind;
+    if (npos > 2)
+        return pmctl_usage_error (ctl, "unexpected '%s'", pos[2]);
     Pm__V1__OpsClockRequest body = PM__V1__OPS_CLOCK_REQUEST__INIT;
-    const char *verb = pos[0] ? pos[0] : "get";
+    const char *verb = npos > 0 ? pos[0] : "get";
     int64_t ms;
     if (strcmp (verb, "get") == 0 && npos <= 1)
         ;
@@ -773,18 +773,16 @@ s_cmd_clock (pmctl_t *ctl, int argc, char **argv)
         }
         body.advance_by = (char *) pos[1];
     }
-    else {
-        fprintf (stderr, "usage: pmctl clock [get | set TIME | advance DURATION]\n");
-        return PMCTL_USAGE;
-    }
+    else if ((strcmp (verb, "set") == 0 || strcmp (verb, "advance") == 0) && npos == 1)
+        return pmctl_usage_error (ctl, "%s needs %s", verb, verb[0] == 's' ? "TIME" : "DURATION");
+    else
+        return pmctl_usage_error (ctl, "unexpected '%s'", npos == 1 ? verb : pos[1]);
     size_t n;
-    int code = PMCTL_OK;
     s_target_t *t = s_targets (ctl, NULL, 0, &n, &code);
     if (!t)
         return code;
     void *zctx = zmq_ctx_new ();
-    s_fan_out (ctl, zctx, t, n, "ops.clock", &body.base, ctl->timeout_ms,
-               ctl->timeout_ms / 2 > 0 ? ctl->timeout_ms / 2 : 1);
+    s_fan_out (ctl, zctx, t, n, "ops.clock", &body.base, ctl->timeout_ms, pmctl_retry_ms (ctl));
     cJSON *a = ctl->json ? cJSON_CreateArray () : NULL;
     for (size_t i = 0; i < n; i++) {
         const Pm__V1__Reply *r = t[i].reply;
@@ -843,22 +841,22 @@ s_applied_seq (const Pm__V1__Reply *r, const char *source)
 static int
 s_cmd_sync (pmctl_t *ctl, int argc, char **argv)
 {
+    static const struct option opts[] = {
+        { "wait", required_argument, NULL, 'w' },
+        { NULL, 0, NULL, 0 },
+    };
     int64_t wait_s = 30;
-    for (int i = 1; i < argc; i++) {
-        int late = pmctl_late_option (ctl, argc, argv, &i);
-        if (late < 0)
+    int opt, code = PMCTL_OK;
+    while ((opt = pmctl_getopt (ctl, argc, argv, "", opts, &code)) != PMCTL_OPT_END) {
+        if (opt == PMCTL_OPT_STOP)
+            return code;
+        if (!pmctl_parse_int ("--wait", optarg, 0, 86400, &wait_s))
             return PMCTL_USAGE;
-        if (late)
-            continue;
-        if (strcmp (argv[i], "--wait") == 0 && i + 1 < argc) {
-            if (!pmctl_parse_int ("--wait", argv[++i], 0, 86400, &wait_s))
-                return PMCTL_USAGE;
-            continue;
-        }
-        fprintf (stderr, "pmctl: sync takes [--wait SECONDS], not '%s'\n", argv[i]);
-        return PMCTL_USAGE;
     }
-    int code = PMCTL_OK;
+    if ((code = pmctl_load_config (ctl)) != PMCTL_OK)
+        return code;
+    if (optind < argc)
+        return pmctl_usage_error (ctl, "unexpected '%s'", argv[optind]);
     size_t n;
     s_target_t *ping = s_targets (ctl, NULL, 0, &n, &code);
     if (!ping)
@@ -872,8 +870,8 @@ s_cmd_sync (pmctl_t *ctl, int argc, char **argv)
     int64_t deadline = pm_mono_ms () + wait_s * 1000;
     char lag[512];
     for (;;) {
-        s_fan_out (ctl, zctx, ping, n, "ops.ping", NULL, ctl->timeout_ms, ctl->timeout_ms / 2);
-        s_fan_out (ctl, zctx, met, n, "ops.metrics", NULL, ctl->timeout_ms, ctl->timeout_ms / 2);
+        s_fan_out (ctl, zctx, ping, n, "ops.ping", NULL, ctl->timeout_ms, pmctl_retry_ms (ctl));
+        s_fan_out (ctl, zctx, met, n, "ops.metrics", NULL, ctl->timeout_ms, pmctl_retry_ms (ctl));
         size_t used = 0;
         bool down = false;
         lag[0] = '\0';
@@ -921,16 +919,98 @@ s_cmd_sync (pmctl_t *ctl, int argc, char **argv)
     return code;
 }
 
-/* --- main ---------------------------------------------------------------------------------- */
+/* --- the command table, help and main -------------------------------------------------- */
 
-static const struct {
-    const char *name;
-    int (*fn) (pmctl_t *ctl, int argc, char **argv);
-} s_commands[] = {
-    { "endpoints", s_cmd_endpoints }, { "call", s_cmd_call },     { "ping", s_cmd_ping },
-    { "metrics", s_cmd_metrics },     { "queues", s_cmd_queues }, { "clock", s_cmd_clock },
-    { "events", pmctl_events },       { "import", pmctl_import }, { "sync", s_cmd_sync },
+static const pmctl_command_t s_commands[] = {
+    { "endpoints", s_cmd_endpoints, "",
+      "each daemon's command and event endpoints\n"
+      "\n"
+      "As the config names them (-c FILE, $PM_CONFIG or the embedded default).\n"
+      "--json: an array of {daemon, command, events}." },
+    { "call", s_cmd_call, "DAEMON METHOD [JSON]",
+      "send one request; JSON is the method's body\n"
+      "\n"
+      "JSON is the body of METHOD (the Request field named after it), e.g.\n"
+      "  pmctl call intake intake.unit.get '{\"unit_id\":\"E01/1-0101\"}'\n"
+      "The request is resent with the same id until --timeout, so a write is\n"
+      "applied at most once. Prints the status and the reply's body (--json: the\n"
+      "whole reply); exit status 1 when the reply is not OK." },
+    { "ping", s_cmd_ping, "[DAEMON...] [--wait SECONDS]",
+      "is each daemon up? --wait: until it is\n"
+      "\n"
+      "Asks the named daemons (all in the config when none is named) at once.\n"
+      "  --wait SECONDS  keep asking until every one answers or SECONDS pass\n"
+      "Exit status 1 when one is down." },
+    { "metrics", s_cmd_metrics, "DAEMON [--prom]",
+      "counters, gauges, latency histograms\n"
+      "\n"
+      "  --prom  the Prometheus text format, as the daemon's /metrics serves it" },
+    { "queues", s_cmd_queues, "DAEMON [--limit N]",
+      "work waiting on people, N items per queue\n"
+      "\n"
+      "  --limit N  items shown per queue (1 to 1000; the daemon's default otherwise)" },
+    { "clock", s_cmd_clock, "[get | set TIME | advance DURATION]",
+      "every daemon's clock (set, advance: manual_clock)\n"
+      "\n"
+      "set and advance need [general] manual_clock = true in the daemons' config.\n"
+      "  get                show each daemon's time (the default)\n"
+      "  set TIME           RFC 3339 UTC, e.g. 2026-12-01T09:00:00Z\n"
+      "  advance DURATION   e.g. 90s, 15m, 3h, 3d, 1d12h or 500ms" },
+    { "events", pmctl_events, "[--follow] [--from SEQ] [DAEMON] [PREFIX]",
+      "events as JSON lines; --follow: then live ones\n"
+      "\n"
+      "Every daemon's events, or DAEMON's; PREFIX keeps the types that start with\n"
+      "it (a lone argument with a '.' is a PREFIX: events intake.unit.).\n"
+      "  -f, --follow  after the replay, print live events until interrupted\n"
+      "  --from SEQ    replay from this seq (default 1)" },
+    { "import", pmctl_import, "FILE.csv [--chunk ROWS] [--inflight N]",
+      "units and owners from a CSV file into intake\n"
+      "\n"
+      "FILE.csv has a header line naming the columns, in any order (email may be\n"
+      "left out). Rows that are not CSV are reported here; intake judges the\n"
+      "values. Exit status 3 when rows were rejected.\n"
+      "  --chunk ROWS   rows per request (1 to 10000, default 500)\n"
+      "  --inflight N   requests in flight at once (1 to 64, default 4)" },
+    { "sync", s_cmd_sync, "[--wait SECONDS]",
+      "wait until every committed event is applied\n"
+      "\n"
+      "Waits until every daemon has applied every event its upstreams committed\n"
+      "(projections consistent), e.g. after an import.\n"
+      "  --wait SECONDS  give up after SECONDS (default 30)" },
 };
+#define S_NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
+
+/* `pmctl --help`: the global options and, from the table, every command. */
+static void
+s_usage (FILE *f)
+{
+    fprintf (f, "usage: pmctl [-c FILE] [--json] [--timeout MS] COMMAND [ARGS]\n"
+                "\n"
+                "Operator CLI for the move-in daemons (intake, inspection, workorder, billing,\n"
+                "notify). Endpoints come from -c FILE, else $PM_CONFIG, else the embedded\n"
+                "default (deploy/pm.conf); PM_HOME moves var/.\n"
+                "\n"
+                "commands:\n");
+    for (size_t i = 0; i < S_NCOMMANDS; i++) {
+        const pmctl_command_t *c = &s_commands[i];
+        char head[128];
+        int w = snprintf (head, sizeof head, "%s%s%s", c->name, *c->synopsis ? " " : "", c->synopsis);
+        int summary = (int) strcspn (c->help, "\n");
+        if (w <= 32)
+            fprintf (f, "  %-33s %.*s\n", head, summary, c->help);
+        else
+            fprintf (f, "  %s\n  %-33s %.*s\n", head, "", summary, c->help);
+    }
+    fprintf (f, "\n"
+                "options:\n"
+                "  -c FILE       config file\n"
+                "  --json        machine-readable output\n"
+                "  --timeout MS  per-request timeout (default %d)\n"
+                "  -h, --help    this help; pmctl COMMAND --help: that command's\n"
+                "\n"
+                "exit status: 0 ok; 1 failure (no answer, error reply); 2 usage, input or\n"
+                "config error; 3 import finished with rejected rows.\n", S_TIMEOUT_DEFAULT);
+}
 
 /* "pmctl:$USER" (the login name if USER is unset). */
 static void
@@ -950,57 +1030,53 @@ s_actor (pmctl_t *ctl)
 int
 main (int argc, char **argv)
 {
-    pmctl_t ctl = { .timeout_ms = 5000 };
-    const char *path = getenv ("PM_CONFIG");
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp (argv[i], "-h") == 0 || strcmp (argv[i], "--help") == 0) {
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "json", no_argument, NULL, S_OPT_JSON },
+        { "timeout", required_argument, NULL, S_OPT_TIMEOUT },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    pmctl_t ctl = { .timeout_ms = S_TIMEOUT_DEFAULT, .config_path = getenv ("PM_CONFIG") };
+    char buf[64];
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long (argc, argv, "+:c:h", opts, NULL)) != -1) { /* '+': stop at the command */
+        switch (opt) {
+        case 'h':
             s_usage (stdout);
             return PMCTL_OK;
-        }
-        if (strcmp (argv[i], "-c") == 0) {
-            if (i + 1 >= argc) {
-                fprintf (stderr, "pmctl: -c needs a config FILE\n");
+        case 'c':
+            ctl.config_path = optarg;
+            break;
+        case S_OPT_JSON:
+        case S_OPT_TIMEOUT:
+            if (!s_global_option (&ctl, opt, optarg))
                 return PMCTL_USAGE;
-            }
-            path = argv[++i];
-            continue;
-        }
-        int rc = pmctl_late_option (&ctl, argc, argv, &i);
-        if (rc < 0)
+            break;
+        case ':':
+            fprintf (stderr, "pmctl: option '%s' needs a value (try pmctl --help)\n",
+                     s_refused (argv, buf, sizeof buf));
             return PMCTL_USAGE;
-        if (rc == 0) {
-            fprintf (stderr, "pmctl: unknown option '%s' (try pmctl --help)\n", argv[i]);
+        default:
+            fprintf (stderr, "pmctl: unknown option '%s' (try pmctl --help)\n", s_refused (argv, buf, sizeof buf));
             return PMCTL_USAGE;
         }
     }
-    if (i >= argc) {
+    if (optind >= argc) {
         s_usage (stderr);
         return PMCTL_USAGE;
     }
-    for (int k = i + 1; k < argc; k++)
-        if (strcmp (argv[k], "-h") == 0 || strcmp (argv[k], "--help") == 0) {
-            s_usage (stdout);
-            return PMCTL_OK;
-        }
-    int (*fn) (pmctl_t *, int, char **) = NULL;
-    for (size_t k = 0; k < sizeof s_commands / sizeof s_commands[0]; k++)
-        if (strcmp (argv[i], s_commands[k].name) == 0)
-            fn = s_commands[k].fn;
-    if (!fn) {
-        fprintf (stderr, "pmctl: unknown command '%s' (try pmctl --help)\n", argv[i]);
-        return PMCTL_USAGE;
-    }
-    char *err = NULL;
-    ctl.cfg = pm_config_load (path && *path ? path : NULL, &err);
-    if (!ctl.cfg) {
-        fprintf (stderr, "pmctl: %s\n", err ? err : "cannot load the config");
-        free (err);
+    for (size_t k = 0; k < S_NCOMMANDS && !ctl.command; k++)
+        if (strcmp (argv[optind], s_commands[k].name) == 0)
+            ctl.command = &s_commands[k];
+    if (!ctl.command) {
+        fprintf (stderr, "pmctl: unknown command '%s' (try pmctl --help)\n", argv[optind]);
         return PMCTL_USAGE;
     }
     s_actor (&ctl);
     signal (SIGPIPE, SIG_IGN); /* a closed stdout shows as EPIPE on write */
-    int code = fn (&ctl, argc - i, argv + i);
+    int code = ctl.command->fn (&ctl, argc - optind, argv + optind);
     pm_config_destroy (&ctl.cfg);
     if (fflush (stdout) != 0 && errno != EPIPE && code == PMCTL_OK) {
         fprintf (stderr, "pmctl: writing output: %s\n", strerror (errno));

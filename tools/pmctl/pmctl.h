@@ -1,6 +1,7 @@
-/* pmctl.h - what pmctl's command files share: the global options, exit codes
- * and the request helpers. Commands live in pmctl.c (endpoints, call, ping,
- * metrics, queues, clock), events.c and import.c. */
+/* pmctl.h - what pmctl's command files share: the command table's entry, the
+ * global options, option parsing, exit codes and the request helpers.
+ * Commands live in pmctl.c (endpoints, call, ping, metrics, queues, clock,
+ * sync), events.c and import.c; the table that names them is in pmctl.c. */
 #ifndef PMCTL_H
 #define PMCTL_H
 
@@ -9,6 +10,7 @@
 #include "pm/proto.h"
 
 #include <cjson/cJSON.h>
+#include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -20,23 +22,53 @@ enum {
     PMCTL_REJECTED = 3, /* import completed, but some rows were rejected */
 };
 
-/* The global options, read before the command. */
+typedef struct pmctl pmctl_t;
+
+/* One command. The table of them (pmctl.c) is both the help and the dispatch. */
 typedef struct {
-    pm_config_t *cfg;  /* owned by main */
-    bool json;         /* --json: machine output */
-    int timeout_ms;    /* --timeout: per request */
-    char actor[96];    /* "pmctl:$USER" */
-} pmctl_t;
+    const char *name;
+    int (*fn) (pmctl_t *ctl, int argc, char **argv); /* argv[0] is the name; returns the exit code */
+    const char *synopsis;  /* its arguments: "DAEMON METHOD [JSON]" */
+    const char *help;      /* a one-line summary, then (after a blank line) the details */
+} pmctl_command_t;
+
+/* The global options and what every command needs. */
+struct pmctl {
+    const char *config_path;        /* -c FILE, else $PM_CONFIG, else NULL: the embedded default */
+    pm_config_t *cfg;               /* NULL until pmctl_load_config */
+    const pmctl_command_t *command; /* the command running */
+    bool json;                      /* --json: machine output */
+    int timeout_ms;                 /* --timeout: per request */
+    char actor[96];                 /* "pmctl:$USER" */
+};
+
+/* pmctl_getopt's answers besides a command's own option characters. */
+enum {
+    PMCTL_OPT_END = -1,   /* no more options: argv[optind..argc) are the positional arguments */
+    PMCTL_OPT_STOP = -2,  /* the command ends now with *code (help printed, or an error) */
+};
+
+/* getopt_long over a command's arguments (argv[0] its name), starting over
+ * for each new argv: the command's own short and long options plus the global
+ * ones, which it takes itself (--json and --timeout MS, so `pmctl call intake
+ * ops.ping --json` works; -h/--help prints the command's help). Positional
+ * arguments may come before, between or after options. Returns the command's
+ * option (optarg set), PMCTL_OPT_END, or PMCTL_OPT_STOP after printing the
+ * help (*code PMCTL_OK) or what is wrong (*code PMCTL_USAGE). */
+int pmctl_getopt (pmctl_t *ctl, int argc, char **argv, const char *shortopts, const struct option *longopts,
+                  int *code);
+/* Prints "pmctl: NAME: <message> (usage: pmctl NAME SYNOPSIS)" for the running
+ * command to stderr; returns PMCTL_USAGE. */
+int pmctl_usage_error (const pmctl_t *ctl, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+/* Loads the config once (after the options, so --help needs none). PMCTL_OK,
+ * or PMCTL_USAGE after printing why not. */
+int pmctl_load_config (pmctl_t *ctl);
 
 /* Endpoint `key` ("command" or "events") of daemon, or NULL when the config
  * has no such daemon (nothing printed). Borrowed from the config. */
 const char *pmctl_endpoint (const pmctl_t *ctl, const char *daemon, const char *key);
 /* Prints "pmctl: unknown daemon 'x'; daemons in CONFIG: a, b, ..." to stderr. */
 void pmctl_unknown_daemon (const pmctl_t *ctl, const char *daemon);
-/* Consumes a global option (--json, --timeout MS) met after the command, so
- * `pmctl call intake ops.ping --json` works too. Returns 1 when argv[*i] was
- * one (and advances *i past its value), 0 when not, -1 after printing an error. */
-int pmctl_late_option (pmctl_t *ctl, int argc, char **argv, int *i);
 /* Parses a decimal integer in [min, max] given to option opt; prints why not. */
 bool pmctl_parse_int (const char *opt, const char *s, int64_t min, int64_t max, int64_t *out);
 
@@ -51,6 +83,8 @@ int pmctl_call (const pmctl_t *ctl, pm_client_t *c, const char *daemon, const ch
                 const Pm__V1__Request *req, Pm__V1__Reply **reply);
 /* Prints "DAEMON did not answer at ENDPOINT within N ms: is it running? (./pm status)". */
 void pmctl_no_answer (const char *daemon, const char *endpoint, int ms);
+/* The resend interval for requests with the global timeout: half of it. */
+int pmctl_retry_ms (const pmctl_t *ctl);
 
 /* Prints j on one line (or indented when pretty) with a newline to stdout and
  * deletes it. PMCTL_OK, or PMCTL_FAIL when it could not be rendered. */
