@@ -49,6 +49,7 @@ pm__item_new (pm_daemon_t *d, int kind)
     s_item_t *it = &d->items[d->nitems++];
     memset (it, 0, sizeof *it);
     it->kind = kind;
+    it->arena = d->arena;
     it->route = -1;
     it->t_recv_us = d->drain_start_us;
     it->reply = pm_arena_alloc (d->arena, sizeof *it->reply);
@@ -154,7 +155,7 @@ s_answer (s_item_t *it, pm_daemon_t *d, int status, const char *fmt, ...)
     va_start (ap, fmt);
     it->kind = ITEM_ANSWERED;
     it->reply->status = (Pm__V1__Status) status;
-    it->reply->message = pm_arena_vprintf (d->arena, fmt, ap);
+    it->reply->message = pm_arena_vprintf (it->arena, fmt, ap);
     va_end (ap);
 }
 
@@ -168,12 +169,12 @@ s_route_find (pm_daemon_t *d, const char *method)
 }
 
 static char *
-s_method_list (pm_daemon_t *d)
+s_method_list (pm_daemon_t *d, pm_arena_t *a)
 {
     size_t n = 0;
     for (int i = 0; i < d->nroutes; i++)
         n += strlen (d->routes[i].method) + 2;
-    char *s = pm_arena_alloc (d->arena, n + 1);
+    char *s = pm_arena_alloc (a, n + 1);
     for (int i = 0; i < d->nroutes; i++) {
         strcat (s, d->routes[i].method);
         if (i + 1 < d->nroutes)
@@ -203,7 +204,7 @@ s_request (pm_daemon_t *d, s_item_t *it, const void *data, size_t len)
         s_refuse (d, it, it->reply->message);
         return;
     }
-    it->req = pm__v1__request__unpack (pm_arena_pb (d->arena), len, data);
+    it->req = pm__v1__request__unpack (pm_arena_pb (it->arena), len, data);
     if (!it->req) {
         s_answer (it, d, PM__V1__STATUS__INVALID, "malformed request: %zu bytes that do not decode as pm.v1.Request",
                   len);
@@ -214,8 +215,8 @@ s_request (pm_daemon_t *d, s_item_t *it, const void *data, size_t len)
     int r = s_route_find (d, it->req->method);
     if (r < 0) {
         s_answer (it, d, PM__V1__STATUS__INVALID, "method: unknown method '%.64s' for %s; it answers: %s",
-                  it->req->method, d->name, s_method_list (d));
-        s_refuse (d, it, pm_arena_printf (d->arena, "unknown method '%.64s'", it->req->method));
+                  it->req->method, d->name, s_method_list (d, it->arena));
+        s_refuse (d, it, pm_arena_printf (it->arena, "unknown method '%.64s'", it->req->method));
         return;
     }
     const ProtobufCFieldDescriptor *f = pm_method_field (&pm__v1__request__descriptor, it->req->method);
@@ -230,7 +231,7 @@ s_request (pm_daemon_t *d, s_item_t *it, const void *data, size_t len)
     if (it->req->body_case == PM__V1__REQUEST__BODY__NOT_SET && f) {
         /* An absent body is the empty body: handlers never see NULL. */
         const ProtobufCMessageDescriptor *bd = f->descriptor;
-        ProtobufCMessage *empty = pm_arena_alloc (d->arena, bd->sizeof_message);
+        ProtobufCMessage *empty = pm_arena_alloc (it->arena, bd->sizeof_message);
         bd->message_init (empty);
         pm_body_set (&it->req->base, it->req->method, empty);
     }
@@ -243,7 +244,7 @@ s_request (pm_daemon_t *d, s_item_t *it, const void *data, size_t len)
     if (!(d->routes[r].flags & PM_ROUTE_READ) && !*it->req->id) {
         s_answer (it, d, PM__V1__STATUS__INVALID,
                   "id: empty; every command needs a unique idempotency key (retries reuse it)");
-        s_refuse (d, it, pm_arena_printf (d->arena, "%s without an id", it->req->method));
+        s_refuse (d, it, pm_arena_printf (it->arena, "%s without an id", it->req->method));
         return;
     }
     it->route = r;
@@ -314,58 +315,173 @@ s_read_now (pm_daemon_t *d, s_item_t *it)
         pm_metric_observe (d->m_read_us, (double) (pm_mono_us () - it->t_recv_us));
     s_count_status (d, it->route, it->reply->status);
     pm_arena_reset (d->rarena);
-    d->nitems--; /* it was the last item: reads never join the batch */
 }
 
-/* Receives one multipart message from the ROUTER; false when none is ready. */
+/* Takes one multipart message off the ROUTER; false when none is ready. */
 static bool
-s_router_recv (pm_daemon_t *d)
+s_router_take (pm_daemon_t *d, s_frames_t *fr)
 {
-    zmq_msg_t parts[4];
-    int n = 0, more = 1;
-    size_t total = 0;
+    int more = 1;
+    fr->n = 0;
+    fr->total = 0;
     while (more) {
         zmq_msg_t m;
         zmq_msg_init (&m);
         if (zmq_msg_recv (&m, d->router, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close (&m);
-            if (n == 0)
+            if (fr->n == 0)
                 return false;
             break; /* cannot happen: multipart messages arrive whole */
         }
         more = zmq_msg_more (&m);
-        total += zmq_msg_size (&m);
-        if (n < 4)
-            parts[n++] = m;
+        fr->total += zmq_msg_size (&m);
+        if (fr->n < 4) {
+            zmq_msg_init (&fr->parts[fr->n]);
+            zmq_msg_move (&fr->parts[fr->n++], &m);
+            zmq_msg_close (&m);
+        }
         else {
             zmq_msg_close (&m);
-            n = 5;
+            fr->n = 5;
         }
     }
+    fr->seen_us = d->look_us;
+    return true;
+}
+
+static void
+s_frames_close (s_frames_t *fr)
+{
+    for (int i = 0; i < (fr->n > 4 ? 4 : fr->n); i++)
+        zmq_msg_close (&fr->parts[i]);
+}
+
+/* The request frame of a well-shaped message, or -1. */
+static int
+s_body_frame (const s_frames_t *fr)
+{
+    if (fr->n == 3 && zmq_msg_size ((zmq_msg_t *) &fr->parts[1]) == 0)
+        return 2;
+    return fr->n == 2 ? 1 : -1;
+}
+
+/* Fills it (kind ITEM_ANSWERED, arena set) from a message of the ROUTER. */
+static void
+s_router_item (pm_daemon_t *d, s_item_t *it, s_frames_t *fr)
+{
+    /* what a client waited, as far as the loop can see: since the loop's look
+     * at the socket before the one that found this message */
+    it->t_recv_us = fr->seen_us;
+    it->identity_len = zmq_msg_size (&fr->parts[0]);
+    it->identity = pm_arena_alloc (it->arena, it->identity_len + 1);
+    memcpy (it->identity, zmq_msg_data (&fr->parts[0]), it->identity_len);
+    int body = s_body_frame (fr);
+    if (body >= 0) {
+        it->delimiter = body == 2;
+        s_request (d, it, zmq_msg_data (&fr->parts[body]), zmq_msg_size (&fr->parts[body]));
+        return;
+    }
+    int n = fr->n;
+    it->delimiter = n >= 2 && zmq_msg_size (&fr->parts[1]) == 0;
+    s_answer (it, d, PM__V1__STATUS__INVALID, "wrong message shape: %s%d frames; expected [empty delimiter][pm.v1.Request]",
+              n > 4 ? "more than " : "", n > 4 ? 4 : n - 1);
+    s_refuse (d, it, pm_arena_printf (it->arena, "a request of %d frames (%zu bytes)", n, fr->total));
+}
+
+/* A message of the ROUTER into the batch (a read is answered at once). */
+static void
+s_router_handle (pm_daemon_t *d, s_frames_t *fr)
+{
     s_item_t *it = pm__item_new (d, ITEM_ANSWERED);
-    it->identity_len = zmq_msg_size (&parts[0]);
-    it->identity = pm_arena_alloc (d->arena, it->identity_len + 1);
-    memcpy (it->identity, zmq_msg_data (&parts[0]), it->identity_len);
-    int count = n > 4 ? 4 : n;
-    if (n == 3 && zmq_msg_size (&parts[1]) == 0) {
-        it->delimiter = true;
-        s_request (d, it, zmq_msg_data (&parts[2]), zmq_msg_size (&parts[2]));
-    }
-    else if (n == 2)
-        s_request (d, it, zmq_msg_data (&parts[1]), zmq_msg_size (&parts[1]));
-    else {
-        it->delimiter = n >= 2 && zmq_msg_size (&parts[1]) == 0;
-        s_answer (it, d, PM__V1__STATUS__INVALID, "wrong message shape: %s%d frames; expected [empty delimiter][pm.v1.Request]",
-                  n > 4 ? "more than " : "", n > 4 ? 4 : n - 1);
-        s_refuse (d, it, pm_arena_printf (d->arena, "a request of %d frames (%zu bytes)", n, total));
-    }
-    for (int i = 0; i < count; i++)
-        zmq_msg_close (&parts[i]);
-    if (it->kind == ITEM_READ)
+    s_router_item (d, it, fr);
+    s_frames_close (fr);
+    if (it->kind == ITEM_READ) {
         s_read_now (d, it);
+        d->nitems--; /* it was the last item: reads never join the batch */
+    }
     else
         d->batch_bytes += it->cost;
+}
+
+static bool
+s_router_recv (pm_daemon_t *d)
+{
+    s_frames_t fr;
+    if (!s_router_take (d, &fr))
+        return false;
+    s_router_handle (d, &fr);
     return true;
+}
+
+/* While a long batch is applied (between two of its items): answers the
+ * reads waiting on the ROUTER from the committed state (a read txn beside the
+ * open write txn), and keeps the other messages, in order, for the next batch. */
+static void
+s_poll_reads (pm_daemon_t *d)
+{
+    int64_t now = pm_mono_us ();
+    if (!d->router || now - d->look_us < 2000)
+        return;
+    for (int k = 0; k < 256; k++) {
+        s_frames_t fr;
+        if (!s_router_take (d, &fr))
+            break;
+        int body = s_body_frame (&fr);
+        bool read = false;
+        if (body >= 0 && (int64_t) zmq_msg_size (&fr.parts[body]) <= d->max_request_bytes) {
+            Pm__V1__Request *req = pm__v1__request__unpack (pm_arena_pb (d->rarena), zmq_msg_size (&fr.parts[body]),
+                                                            zmq_msg_data (&fr.parts[body]));
+            int r = req ? s_route_find (d, req->method) : -1;
+            read = r >= 0 && (d->routes[r].flags & PM_ROUTE_READ);
+            pm_arena_reset (d->rarena);
+        }
+        if (read) {
+            s_item_t it;
+            memset (&it, 0, sizeof it);
+            it.arena = d->rarena;
+            it.route = -1;
+            it.reply = pm_arena_alloc (d->rarena, sizeof *it.reply);
+            pm__v1__reply__init (it.reply);
+            s_router_item (d, &it, &fr);
+            s_frames_close (&fr);
+            if (it.kind == ITEM_READ)
+                s_read_now (d, &it);
+            pm_arena_reset (d->rarena);
+            continue;
+        }
+
+        if (d->nstash == d->stash_cap) {
+            d->stash_cap = d->stash_cap ? 2 * d->stash_cap : 64;
+            d->stash = pm_xrealloc (d->stash, d->stash_cap * sizeof *d->stash);
+        }
+        s_frames_t *kept = &d->stash[d->nstash++];
+        *kept = fr;
+        for (int i = 0; i < (fr.n > 4 ? 4 : fr.n); i++) { /* libzmq moves messages, never copies them */
+            zmq_msg_init (&kept->parts[i]);
+            zmq_msg_move (&kept->parts[i], &fr.parts[i]);
+            zmq_msg_close (&fr.parts[i]);
+        }
+    }
+    d->look_us = now;
+}
+
+void
+pm__stash_free (pm_daemon_t *d)
+{
+    for (size_t i = 0; i < d->nstash; i++)
+        s_frames_close (&d->stash[i]);
+    free (d->stash);
+    d->stash = NULL;
+    d->nstash = d->stash_cap = 0;
+}
+
+/* The messages kept while the last batch was applied, first. */
+static void
+s_unstash (pm_daemon_t *d)
+{
+    for (size_t i = 0; i < d->nstash; i++)
+        s_router_handle (d, &d->stash[i]);
+    d->nstash = 0;
 }
 
 /* The bytes of work this batch may take in. */
@@ -422,6 +538,8 @@ s_drain (pm_daemon_t *d)
     size_t budget = s_budget (d);
     d->drain_start_us = start;
     d->batch_bytes = 0;
+    d->look_us = start; /* what this drain reads waited since (at least) now */
+    s_unstash (d);
     for (;;) {
         int progressed = 0;
         if (d->router && s_router_recv (d))
@@ -431,6 +549,7 @@ s_drain (pm_daemon_t *d)
         if (!progressed || s_full (d, budget) || pm_mono_us () - start >= d->batch_max_us / 4)
             break;
     }
+    d->look_us = pm_mono_us ();
     s_timers_due (d, budget);
 }
 
@@ -652,6 +771,7 @@ s_apply_once (pm_daemon_t *d, pm_ctx_t *ctx)
             pm_txn_abort (&txn);
             return rc;
         }
+        s_poll_reads (d);
     }
     for (int i = 0; i < d->nups; i++) {
         s_upstream_t *u = &d->ups[i];
@@ -812,16 +932,17 @@ pm__pump (pm_daemon_t *d)
     d->in_pump = true;
     int64_t start = pm_mono_us ();
     for (;;) {
+        int64_t turn = pm_mono_us ();
         s_drain (d);
         if (d->nitems == 0)
             break;
         s_flush (d);
+        pm_metric_observe (d->m_turn_us, (double) (pm_mono_us () - turn));
         if (d->commit_failed)
             break; /* disk full or I/O error: retry at the next tick, do not spin */
         if (pm_mono_us () - start > d->batch_max_us)
             break; /* let timers and signals run; the watchers call us again */
     }
-    pm_metric_observe (d->m_turn_us, (double) (pm_mono_us () - start));
     d->in_pump = false;
 }
 

@@ -234,7 +234,7 @@ pm_daemon_new (const pm_daemon_spec_t *spec, pm_config_t *cfg, struct ev_loop *l
         goto fail;
     }
     if (s_cfg_int (d, "general", "batch_max", 10000, 1, &d->batch_max)
-        || s_cfg_int (d, "general", "batch_max_us", 40000, 1000, &d->batch_max_us)
+        || s_cfg_int (d, "general", "batch_max_us", 30000, 1000, &d->batch_max_us)
         || s_cfg_int (d, "general", "max_request_bytes", 4 << 20, 1024, &d->max_request_bytes)
         || s_cfg_int (d, "general", "idem_retention_h", 48, 24, &d->idem_retention_ms)
         || s_cfg_int (d, "general", "event_retention_d", 30, 1, &d->event_retention_ms)
@@ -450,6 +450,7 @@ pm_daemon_destroy (pm_daemon_t **p)
         ev_timer_stop (d->loop, &d->due);
     }
     pm__served_expire (d, true);
+    pm__stash_free (d);
     pm_zwatch_destroy (&d->wrouter);
     pm_zwatch_destroy (&d->wmonitor);
     pm_http_destroy (&d->http);

@@ -11,6 +11,8 @@
 #include "pm/http.h"
 #include "pm/zwatch.h"
 
+#include <zmq.h>
+
 #define PM_MAX_UPSTREAMS 8
 #define PM_MAX_SNAPSHOTS 8
 #define PM_REPLAY_MAX 1000
@@ -35,6 +37,7 @@ typedef struct s_upstream s_upstream_t;
 
 typedef struct {
     int kind;
+    pm_arena_t *arena;    /* where its request and reply live (the batch's, or a read's) */
     /* where the reply goes (commands) */
     void *identity;
     size_t identity_len;
@@ -61,6 +64,14 @@ typedef struct {
     void *buf;
     size_t len;
 } s_emitted_t;
+
+/* One multipart message off the ROUTER, as libzmq gave it. */
+typedef struct {
+    zmq_msg_t parts[4];
+    int n;          /* frames kept (at most 4); 5 when there were more */
+    size_t total;   /* bytes in all frames */
+    int64_t seen_us; /* the loop's look at the socket before the one that found it */
+} s_frames_t;
 
 enum { UP_FOLLOW, UP_SNAPSHOT, UP_STRANDED };
 
@@ -169,6 +180,12 @@ struct pm_daemon {
     s_route_t *routes;
     int nroutes;
 
+    /* writes read off the ROUTER while a batch was being applied (so that the
+     * reads among them could be answered at once): the next batch takes them */
+    s_frames_t *stash;
+    size_t nstash, stash_cap;
+    int64_t look_us;  /* the loop's last look at the ROUTER */
+
     /* the batch */
     s_item_t *items;
     size_t nitems, cap;
@@ -205,6 +222,7 @@ s_bctx_t pm__bctx (pm_daemon_t *d, pm_arena_t *arena);
 void pm__pump (pm_daemon_t *d);
 s_item_t *pm__item_new (pm_daemon_t *d, int kind);
 void pm__timer_arm (pm_daemon_t *d);
+void pm__stash_free (pm_daemon_t *d);
 void pm__dead (pm_daemon_t *d, pm_txn_t *txn, const char *key, const char *estate_id, const char *unit_id,
                const char *reason, const char *what);
 

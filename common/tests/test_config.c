@@ -78,7 +78,7 @@ test_embedded_default (void **state)
     assert_int_equal (pm_config_int (c, "intake", "map_size_mb", 1, &v, &err), PM_OK);
     assert_int_equal (v, 64);
     assert_int_equal (pm_config_int (c, "general", "batch_max_us", 1, &v, &err), PM_OK);
-    assert_int_equal (v, 40000);
+    assert_int_equal (v, 30000);
     bool b = true;
     assert_int_equal (pm_config_bool (c, "general", "manual_clock", true, &b, &err), PM_OK);
     assert_false (b);

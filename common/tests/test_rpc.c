@@ -2,6 +2,7 @@
  * answered through pm_client, as pmctl and integrations talk to it. */
 #include "support.h"
 #include "pm/client.h"
+#include "pm/clock.h"
 #include "pm/err.h"
 
 #include <signal.h>
@@ -194,6 +195,66 @@ test_bad_frames_get_clear_errors (void **state)
     pm__v1__reply__free_unpacked (m, NULL);
 }
 
+static double
+s_metric (fx_t *f, const char *name, const char *labels)
+{
+    Pm__V1__Reply *m = s_call (f, "m", "ops.metrics", "t");
+    double v = -1;
+    for (size_t i = 0; i < m->ops_metrics->n_metrics; i++)
+        if (strcmp (m->ops_metrics->metrics[i]->name, name) == 0
+            && strcmp (m->ops_metrics->metrics[i]->labels, labels) == 0)
+            v = m->ops_metrics->metrics[i]->value;
+    pm__v1__reply__free_unpacked (m, NULL);
+    return v;
+}
+
+static void
+test_unknown_methods_and_missing_ids_are_counted (void **state)
+{
+    fx_t *f = *state;
+    double bad0 = s_metric (f, "pm_bad_frames_total", "");
+    Pm__V1__Reply *r = s_call (f, "u1", "test.nosuch", "t");
+    assert_int_equal (r->status, PM__V1__STATUS__INVALID);
+    assert_non_null (strstr (r->message, "unknown method 'test.nosuch'"));
+    assert_non_null (strstr (r->message, "test.put")); /* it says what it answers */
+    pm__v1__reply__free_unpacked (r, NULL);
+    r = s_call (f, "", "test.put", "t");
+    assert_int_equal (r->status, PM__V1__STATUS__INVALID);
+    assert_non_null (strstr (r->message, "idempotency key"));
+    pm__v1__reply__free_unpacked (r, NULL);
+    assert_true (s_metric (f, "pm_bad_frames_total", "") == bad0 + 2);
+    assert_true (s_metric (f, "pm_requests_total", "method=\"(unknown)\",status=\"INVALID\"") >= 2);
+}
+
+/* A frame over 4 x max_request_bytes is dropped by libzmq with its
+ * connection: no reply is possible, but the drop is counted. */
+static void
+test_oversized_frame_drops_the_connection_and_is_counted (void **state)
+{
+    fx_t *f = *state;
+    double before = s_metric (f, "pm_connections_dropped_total", "");
+    void *ctx = zmq_ctx_new ();
+    void *s = zmq_socket (ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt (s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_connect (s, f->endpoint);
+    static char huge[4 * 2048 + 100];
+    zmq_send (s, "", 0, ZMQ_SNDMORE);
+    zmq_send (s, huge, sizeof huge, 0);
+    /* our side stays open: only the daemon's side can have closed it */
+    int64_t deadline = pm_mono_ms () + 10000;
+    while (s_metric (f, "pm_connections_dropped_total", "") <= before) {
+        assert_true (pm_mono_ms () < deadline);
+        zmq_pollitem_t item = { s, 0, ZMQ_POLLIN, 0 };
+        assert_int_equal (zmq_poll (&item, 1, 20), 0); /* and no reply ever comes */
+    }
+    zmq_close (s);
+    zmq_ctx_term (ctx);
+    Pm__V1__Reply *p = s_call (f, "p2", "ops.ping", "t"); /* still serving */
+    assert_int_equal (p->status, PM__V1__STATUS__OK);
+    pm__v1__reply__free_unpacked (p, NULL);
+}
+
 static void
 test_manual_clock (void **state)
 {
@@ -284,6 +345,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_replies_matched_by_id, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_no_daemon_times_out, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_frames_get_clear_errors, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_unknown_methods_and_missing_ids_are_counted, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_oversized_frame_drops_the_connection_and_is_counted, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_manual_clock, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_mutated_frames_never_crash, s_setup, s_teardown),
     };

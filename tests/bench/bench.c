@@ -624,7 +624,7 @@ main (int argc, char **argv)
     }
 
     /* the daemon's own view: commands per commit */
-    double batch_mean = 0, commit_p50 = 0;
+    double batch_mean = 0, commit_p50 = 0, turn_max = 0, read_p99 = 0;
     r = s_call (c, "ops.metrics", 10000, 2000);
     if (r && r->body_case == PM__V1__REPLY__BODY_OPS_METRICS) {
         for (size_t i = 0; i < r->ops_metrics->n_metrics; i++) {
@@ -633,6 +633,10 @@ main (int argc, char **argv)
                 batch_mean = m->count ? m->value / (double) m->count : 0;
             if (strcmp (m->name, "pm_commit_us") == 0)
                 commit_p50 = m->p50;
+            if (strcmp (m->name, "pm_loop_turn_us") == 0)
+                turn_max = m->max;
+            if (strcmp (m->name, "pm_read_us") == 0)
+                read_p99 = m->p99;
         }
     }
     if (r)
@@ -646,7 +650,9 @@ main (int argc, char **argv)
             lmdb_before, lmdb_after, lmdb);
     if (mixed) {
         s_print_mixed (&mix);
-        printf ("  intake: %.0f commands per commit on average, commit p50 <= %.0f us\n", batch_mean, commit_p50);
+        printf ("  intake: %.0f commands per commit on average, commit p50 <= %.0f us; longest loop turn <= %.0f us; "
+                "reads inside intake p99 <= %.0f us\n",
+                batch_mean, commit_p50, turn_max, read_p99);
     }
     else {
         double rate = run.secs > 0 ? run.done / run.secs : 0;

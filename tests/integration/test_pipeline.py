@@ -86,6 +86,44 @@ class Pipeline(unittest.TestCase):
         self.assertEqual(self.c.metric("billing", "pm_consumer_applied_total", 'source="intake"'),
                          self.last_seq("intake"))
 
+    def test_consumer_behind_retention_rebuilds_from_snapshot(self):
+        self.c.env["PM_GENERAL_MANUAL_CLOCK"] = "true"
+        self.c.start("intake", "billing")
+        self.c.pmctl("import", self.csv(100))
+        poll("billing to catch up", self.caught_up("billing"))
+        self.c.kill("billing", signal.SIGTERM)
+        self.c.pmctl("import", self.csv(300, "--seed", "11"))  # events billing has not seen
+        # a month passes: intake prunes the events billing still needs
+        self.c.pmctl("clock", "advance", "31d", check=False)  # billing is down: only intake moves
+        poll("intake to prune", lambda: self.c.metric("intake", "pm_outbox_events") == 1)
+        self.c.start("billing")
+        poll("billing to catch up", self.caught_up("billing"))  # it does: billing is not stranded
+        self.assertEqual(self.c.metric("billing", "billing_units"), self.c.metric("intake", "intake_units"))
+        self.assertEqual(self.c.metric("billing", "pm_consumer_snapshots_total", 'source="intake"'), 1)
+        log = self.c.read("billing.log")
+        self.assertEqual(log.count("loading intake's snapshot:"), 1, log)
+        self.assertNotIn("stranded", log)
+        # and it follows live again
+        self.c.pmctl("import", self.csv(50, "--seed", "12"))
+        poll("billing to catch up", self.caught_up("billing"))
+        self.assertEqual(self.c.metric("billing", "billing_units"), self.c.metric("intake", "intake_units"))
+
+    def test_pmctl_rebuild_reloads_a_projection(self):
+        self.c.start("intake", "billing", "notify")
+        self.c.pmctl("import", self.csv(200))
+        poll("billing to catch up", self.caught_up("billing"))
+        r = self.c.pmctl("rebuild", "billing", "--from", "intake")
+        self.assertIn("rebuilds its projection of intake", r.stdout)
+        self.assertIn("billing follows intake again", r.stdout)
+        self.assertEqual(self.c.metric("billing", "billing_units"), 200)
+        self.assertEqual(self.c.metric("billing", "pm_consumer_snapshots_total", 'source="intake"'), 1)
+        r = self.c.pmctl("rebuild", "billing", "--from", "nosuch", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("it consumes: intake", r.stderr)
+        r = self.c.pmctl("rebuild", "billing", check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--from", r.stderr)
+
     def test_kill_9_mid_import_applies_each_record_once(self):
         self.c.start("intake", "billing", "notify")
         path = self.csv(10000)

@@ -919,6 +919,85 @@ s_cmd_sync (pmctl_t *ctl, int argc, char **argv)
     return code;
 }
 
+/* --- rebuild ---------------------------------------------------------------------------- */
+
+/* Whether daemon still loads a snapshot (its ops.queues `upstreams` is not
+ * empty); -1 when it does not answer. */
+static int
+s_rebuilding (const pmctl_t *ctl, const char *daemon)
+{
+    Pm__V1__OpsQueuesRequest body = PM__V1__OPS_QUEUES_REQUEST__INIT;
+    Pm__V1__Reply *r;
+    if (s_request (ctl, daemon, "ops.queues", &body.base, &r) != PMCTL_OK)
+        return -1;
+    int busy = -1;
+    if (r->status == PM__V1__STATUS__OK && r->body_case == PM__V1__REPLY__BODY_OPS_QUEUES) {
+        busy = 0;
+        for (size_t i = 0; i < r->ops_queues->n_queues; i++)
+            if (strcmp (r->ops_queues->queues[i]->name, "upstreams") == 0)
+                busy = r->ops_queues->queues[i]->count > 0;
+    }
+    pm__v1__reply__free_unpacked (r, NULL);
+    return busy;
+}
+
+/* `rebuild DAEMON --from UPSTREAM [--wait SECONDS]`: ops.rebuild. */
+static int
+s_cmd_rebuild (pmctl_t *ctl, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "from", required_argument, NULL, 'f' },
+        { "wait", required_argument, NULL, 'w' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *from = NULL;
+    int64_t wait_s = 60;
+    int code = PMCTL_OK, opt;
+    while ((opt = pmctl_getopt (ctl, argc, argv, "", opts, &code)) != PMCTL_OPT_END) {
+        if (opt == PMCTL_OPT_STOP)
+            return code;
+        if (opt == 'f')
+            from = optarg;
+        else if (!pmctl_parse_int ("--wait", optarg, 0, 86400, &wait_s))
+            return PMCTL_USAGE;
+    }
+    if ((code = pmctl_load_config (ctl)) != PMCTL_OK)
+        return code;
+    if (argc - optind != 1)
+        return argc - optind > 1 ? pmctl_usage_error (ctl, "unexpected '%s'", argv[optind + 1])
+                                 : pmctl_usage_error (ctl, "needs DAEMON");
+    if (!from)
+        return pmctl_usage_error (ctl, "needs --from UPSTREAM (the daemon whose events it rebuilds from)");
+    const char *daemon = argv[optind];
+    Pm__V1__OpsRebuildRequest body = PM__V1__OPS_REBUILD_REQUEST__INIT;
+    body.source = (char *) from;
+    Pm__V1__Reply *r;
+    if ((code = s_request (ctl, daemon, "ops.rebuild", &body.base, &r)) != PMCTL_OK)
+        return code;
+    if (r->status != PM__V1__STATUS__OK)
+        code = s_reply_failed (daemon, r);
+    else if (!ctl->json)
+        printf ("%s\n", r->message);
+    else
+        code = pmctl_print_json (pm_msg_to_json (&r->base), false);
+    pm__v1__reply__free_unpacked (r, NULL);
+    if (code != PMCTL_OK || wait_s == 0)
+        return code;
+    int64_t deadline = pm_mono_ms () + wait_s * 1000;
+    int busy;
+    while ((busy = s_rebuilding (ctl, daemon)) != 0) {
+        if (pm_mono_ms () >= deadline) {
+            fprintf (stderr, "pmctl: %s is still loading %s's snapshot after %lld s (pmctl queues %s shows why)\n",
+                     daemon, from, (long long) wait_s, daemon);
+            return PMCTL_FAIL;
+        }
+        usleep (100 * 1000); /* polling a daemon that answers: not a readiness sleep */
+    }
+    if (!ctl->json)
+        printf ("%s follows %s again\n", daemon, from);
+    return PMCTL_OK;
+}
+
 /* --- the command table, help and main -------------------------------------------------- */
 
 static const pmctl_command_t s_commands[] = {
@@ -971,6 +1050,15 @@ static const pmctl_command_t s_commands[] = {
       "values. Exit status 3 when rows were rejected.\n"
       "  --chunk ROWS   rows per request (1 to 10000, default 500)\n"
       "  --inflight N   requests in flight at once (1 to 64, default 4)" },
+    { "rebuild", s_cmd_rebuild, "DAEMON --from UPSTREAM [--wait SECONDS]",
+      "rebuild DAEMON's projection of UPSTREAM from its snapshot\n"
+      "\n"
+      "The tables DAEMON builds from UPSTREAM's events are emptied and reloaded\n"
+      "from UPSTREAM's current state (events.snapshot); DAEMON then follows\n"
+      "UPSTREAM from the snapshot's seq. For a projection that was damaged or\n"
+      "wiped; a daemon that fell behind the retention does this by itself.\n"
+      "  --from UPSTREAM  the daemon whose events DAEMON consumes\n"
+      "  --wait SECONDS   wait until the load is done (default 60; 0: do not wait)" },
     { "sync", s_cmd_sync, "[--wait SECONDS]",
       "wait until every committed event is applied\n"
       "\n"
