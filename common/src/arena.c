@@ -1,6 +1,7 @@
 /* arena.c - bump allocator in 64 KiB blocks; larger requests get a block of
  * their own. Memory is zeroed when handed out and 16-byte aligned. */
 #include "pm/arena.h"
+#include "pm/mem.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -24,22 +25,13 @@ struct pm_arena {
     ProtobufCAllocator pb;
 };
 
-static void
-s_oom (void)
-{
-    fputs ("pm_arena: out of memory\n", stderr);
-    abort ();
-}
-
 /* A block with room for size bytes at any alignment of its data. */
 static s_block_t *
 s_block_new (size_t size)
 {
     if (size > SIZE_MAX - sizeof (s_block_t) - S_ALIGN)
-        s_oom ();
-    s_block_t *b = malloc (sizeof (s_block_t) + size + S_ALIGN - 1);
-    if (!b)
-        s_oom ();
+        pm_oom ("arena block", size);
+    s_block_t *b = pm_xmalloc (sizeof (s_block_t) + size + S_ALIGN - 1);
     b->next = NULL;
     b->size = size + S_ALIGN - 1;
     b->used = 0;
@@ -75,9 +67,7 @@ s_pb_free (void *data, void *p)
 pm_arena_t *
 pm_arena_new (void)
 {
-    pm_arena_t *a = calloc (1, sizeof *a);
-    if (!a)
-        s_oom ();
+    pm_arena_t *a = pm_xcalloc (1, sizeof *a);
     a->first = a->cur = s_block_new (S_BLOCK_SIZE);
     a->pb.alloc = s_pb_alloc;
     a->pb.free = s_pb_free;

@@ -1,6 +1,7 @@
 /* clock.c - wall or manual time, monotonic time, durations and RFC 3339. */
 #define _GNU_SOURCE
 #include "pm/clock.h"
+#include "pm/mem.h"
 
 #include "pm/err.h"
 
@@ -26,9 +27,7 @@ s_wall_ms (void)
 pm_clock_t *
 pm_clock_new (bool manual_allowed)
 {
-    pm_clock_t *c = calloc (1, sizeof *c);
-    if (!c)
-        return NULL;
+    pm_clock_t *c = pm_xcalloc (1, sizeof *c);
     c->manual_allowed = manual_allowed;
     return c;
 }

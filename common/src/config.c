@@ -3,6 +3,7 @@
  * environment override and ${home} applied. */
 #define _GNU_SOURCE
 #include "pm/config.h"
+#include "pm/mem.h"
 
 #include "pm/err.h"
 
@@ -61,46 +62,6 @@ typedef struct {
     size_t last;        /* 1 + index of the previous key (0: none), for continuation lines */
 } s_parse_t;
 
-static void
-s_oom (void)
-{
-    fputs ("pm_config: out of memory\n", stderr);
-    abort ();
-}
-
-static void *
-s_xrealloc (void *p, size_t size)
-{
-    p = realloc (p, size ? size : 1);
-    if (!p)
-        s_oom ();
-    return p;
-}
-
-static char *
-s_xstrdup (const char *s)
-{
-    char *d = strdup (s);
-    if (!d)
-        s_oom ();
-    return d;
-}
-
-static char *
-s_xprintf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
-
-static char *
-s_xprintf (const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start (ap, fmt);
-    int rc = vasprintf (&s, fmt, ap);
-    va_end (ap);
-    if (rc < 0)
-        s_oom ();
-    return s;
-}
 
 static void
 s_set_err (char **err, char *msg)
@@ -128,7 +89,7 @@ s_reader (char *str, int num, void *stream)
         content--;
     st->line++;
     if (num < 4 || content > (size_t) num - 3) {
-        st->err = s_xprintf ("%s:%d: line longer than %d characters", st->c->name, st->line,
+        st->err = pm_xasprintf ("%s:%d: line longer than %d characters", st->c->name, st->line,
                              num - 3);
         st->err_line = st->line;
         return NULL;
@@ -158,26 +119,26 @@ s_handler (void *user, const char *section, const char *name, const char *value)
         return 0;
     const char *why = NULL;
     if (!*section)
-        st->err = s_xprintf ("%s:%d: %s: key outside any [section]", c->name, st->line, name);
+        st->err = pm_xasprintf ("%s:%d: %s: key outside any [section]", c->name, st->line, name);
     else if (st->indented && st->last && strcmp (c->e[st->last - 1].section, section) == 0
              && strcmp (c->e[st->last - 1].key, name) == 0)
         why = "indented line continues the value (continuation lines are not supported)";
     else if (s_find (c, section, name))
         why = "duplicate key";
     if (why)
-        st->err = s_xprintf ("%s:%d: [%s] %s: %s", c->name, st->line, section, name, why);
+        st->err = pm_xasprintf ("%s:%d: [%s] %s: %s", c->name, st->line, section, name, why);
     if (st->err) {
         st->err_line = st->line;
         return 0;
     }
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 32;
-        c->e = s_xrealloc (c->e, c->cap * sizeof *c->e);
+        c->e = pm_xrealloc (c->e, c->cap * sizeof *c->e);
     }
     s_entry_t *e = &c->e[c->n++];
-    e->section = s_xstrdup (section);
-    e->key = s_xstrdup (name);
-    e->value = s_xstrdup (value ? value : "");
+    e->section = pm_xstrdup (section);
+    e->key = pm_xstrdup (name);
+    e->value = pm_xstrdup (value ? value : "");
     e->line = st->line;
     st->last = c->n;
     return 1;
@@ -188,21 +149,17 @@ pm_config_load_string (const char *text, const char *name, char **err)
 {
     if (err)
         *err = NULL;
-    pm_config_t *c = calloc (1, sizeof *c);
-    if (!c)
-        s_oom ();
-    c->name = s_xstrdup (name ? name : "<string>");
-    c->cache = calloc (1, sizeof *c->cache);
-    if (!c->cache)
-        s_oom ();
+    pm_config_t *c = pm_xcalloc (1, sizeof *c);
+    c->name = pm_xstrdup (name ? name : "<string>");
+    c->cache = pm_xcalloc (1, sizeof *c->cache);
     s_parse_t st = { .c = c, .p = text ? text : "" };
     int rc = ini_parse_stream (s_reader, &st, s_handler, &st);
     if (rc < 0 && !st.err)
-        st.err = s_xprintf ("%s: cannot parse: %s", c->name,
+        st.err = pm_xasprintf ("%s: cannot parse: %s", c->name,
                             rc == -2 ? "out of memory" : "read error");
     else if (rc > 0 && (!st.err || rc < st.err_line)) {
         free (st.err);
-        st.err = s_xprintf ("%s:%d: syntax error: expected [section] or key = value", c->name, rc);
+        st.err = pm_xasprintf ("%s:%d: syntax error: expected [section] or key = value", c->name, rc);
     }
     if (st.err) {
         s_set_err (err, st.err);
@@ -212,7 +169,7 @@ pm_config_load_string (const char *text, const char *name, char **err)
     for (size_t i = 0; i < c->n; i++) {
         if (strcmp (c->e[i].key, "command") != 0)
             continue;
-        c->daemons = s_xrealloc (c->daemons, (c->ndaemons + 2) * sizeof *c->daemons);
+        c->daemons = pm_xrealloc (c->daemons, (c->ndaemons + 2) * sizeof *c->daemons);
         c->daemons[c->ndaemons++] = c->e[i].section;
         c->daemons[c->ndaemons] = NULL;
     }
@@ -229,7 +186,7 @@ pm_config_load (const char *path, char **err)
         return pm_config_load_string (pm_default_conf, S_EMBEDDED_NAME, err);
     FILE *f = fopen (path, "rb");
     if (!f) {
-        s_set_err (err, s_xprintf ("%s: cannot open: %s", path, strerror (errno)));
+        s_set_err (err, pm_xasprintf ("%s: cannot open: %s", path, strerror (errno)));
         return NULL;
     }
     char *text = NULL;
@@ -237,7 +194,7 @@ pm_config_load (const char *path, char **err)
     for (;;) {
         if (cap - len < 4096) {
             cap = cap ? cap * 2 : 8192;
-            text = s_xrealloc (text, cap);
+            text = pm_xrealloc (text, cap);
         }
         size_t n = fread (text + len, 1, cap - len - 1, f);
         len += n;
@@ -249,13 +206,13 @@ pm_config_load (const char *path, char **err)
     fclose (f);
     if (bad) {
         free (text);
-        s_set_err (err, s_xprintf ("%s: cannot read: %s", path, strerror (saved)));
+        s_set_err (err, pm_xasprintf ("%s: cannot read: %s", path, strerror (saved)));
         return NULL;
     }
     text[len] = '\0';
     if (memchr (text, '\0', len)) {
         free (text);
-        s_set_err (err, s_xprintf ("%s: not a text file (contains NUL bytes)", path));
+        s_set_err (err, pm_xasprintf ("%s: not a text file (contains NUL bytes)", path));
         return NULL;
     }
     pm_config_t *c = pm_config_load_string (text, path, err);
@@ -300,7 +257,7 @@ s_intern (const pm_config_t *c, char *s)
         }
     if (k->n == k->cap) {
         k->cap = k->cap ? k->cap * 2 : 16;
-        k->v = s_xrealloc (k->v, k->cap * sizeof *k->v);
+        k->v = pm_xrealloc (k->v, k->cap * sizeof *k->v);
     }
     k->v[k->n++] = s;
     return s;
@@ -320,7 +277,7 @@ pm_config_home (const pm_config_t *c)
     const char *h = s_getenv ("PM_HOME");
     if (!h)
         return "var";
-    return c ? s_intern (c, s_xstrdup (h)) : h;
+    return c ? s_intern (c, pm_xstrdup (h)) : h;
 }
 
 /* Finds the raw value of section/key: the environment first, then the file.
@@ -356,7 +313,7 @@ s_expand (const pm_config_t *c, const s_source_t *src)
     for (const char *q = strstr (raw, S_HOME_REF); q; q = strstr (q + rlen, S_HOME_REF))
         count++;
     size_t len = strlen (raw) + count * hlen + 1;
-    char *out = s_xrealloc (NULL, len);
+    char *out = pm_xrealloc (NULL, len);
     char *w = out;
     const char *q;
     while ((q = strstr (raw, S_HOME_REF))) {
@@ -384,8 +341,8 @@ s_value_error (const pm_config_t *c, const char *section, const char *key, const
                const char *value, const char *why)
 {
     if (!src->entry)
-        return s_xprintf ("environment %s = '%s': %s", src->env, value, why);
-    return s_xprintf ("%s:%d: [%s] %s = '%s': %s", c->name, src->entry->line, section, key, value,
+        return pm_xasprintf ("environment %s = '%s': %s", src->env, value, why);
+    return pm_xasprintf ("%s:%d: [%s] %s = '%s': %s", c->name, src->entry->line, section, key, value,
                       why);
 }
 
@@ -394,7 +351,7 @@ pm_config_error (const pm_config_t *c, const char *section, const char *key, con
 {
     s_source_t src;
     if (!s_lookup (c, section, key, &src))
-        return s_xprintf ("%s: [%s] %s: %s", c->name, section, key, why);
+        return pm_xasprintf ("%s: [%s] %s: %s", c->name, section, key, why);
     return s_value_error (c, section, key, &src, s_expand (c, &src), why);
 }
 

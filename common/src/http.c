@@ -1,5 +1,6 @@
 /* http.c - GET /metrics with libmicrohttpd on the daemon's libev loop. */
 #include "pm/http.h"
+#include "pm/mem.h"
 #include "pm/log.h"
 
 #include <arpa/inet.h>
@@ -81,9 +82,7 @@ pm_http_new (struct ev_loop *loop, const char *listen, pm_http_metrics_fn fn, vo
         return NULL;
     }
     sa.sin_port = htons ((uint16_t) port);
-    pm_http_t *h = calloc (1, sizeof *h);
-    if (!h)
-        return NULL;
+    pm_http_t *h = pm_xcalloc (1, sizeof *h);
     h->loop = loop;
     h->fn = fn;
     h->arg = arg;

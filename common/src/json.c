@@ -6,6 +6,7 @@
  * frees: strings, bytes data, repeated arrays and submessages, all malloc'd. */
 #define _GNU_SOURCE
 #include "pm/json.h"
+#include "pm/mem.h"
 
 #include <errno.h>
 #include <float.h>
@@ -109,12 +110,6 @@ s_fail (char **err, const s_loc *loc, const cJSON *got, const char *fmt, ...)
     else
         free (buf);
     return -1;
-}
-
-static int
-s_oom (char **err, const s_loc *loc)
-{
-    return s_fail (err, loc, NULL, "out of memory");
 }
 
 /* Size of one element of a repeated field's array, as protobuf-c lays it out. */
@@ -261,13 +256,11 @@ s_bad_enum (const ProtobufCEnumDescriptor *ed, const cJSON *v, const s_loc *loc,
     size_t size = 0;
     FILE *f = open_memstream (&names, &size);
     if (!f)
-        return s_oom (err, loc);
+        pm_oom ("open_memstream", 0);
     for (unsigned i = 0; i < ed->n_values; i++)
         fprintf (f, "%s%s", i ? ", " : "", ed->values[i].name);
-    if (fclose (f) != 0) {
-        free (names);
-        return s_oom (err, loc);
-    }
+    if (fclose (f) != 0)
+        pm_oom ("open_memstream", size);
     if (cJSON_IsString (v))
         s_fail (err, loc, NULL, "unknown value \"%s\" for %s; values: %s", v->valuestring,
                 ed->name, names);
@@ -317,9 +310,7 @@ s_get_bytes (const cJSON *v, ProtobufCBinaryData *out, const s_loc *loc, char **
         return 0;
     }
     size_t max = n / 4 * 3 + 3;
-    unsigned char *bin = malloc (max);
-    if (!bin)
-        return s_oom (err, loc);
+    unsigned char *bin = pm_xmalloc (max);
     size_t len = 0;
     if (sodium_base642bin (bin, max, v->valuestring, n, NULL, &len, NULL,
                            sodium_base64_VARIANT_ORIGINAL) != 0) {
@@ -337,9 +328,7 @@ static int s_fill (ProtobufCMessage *msg, const cJSON *json, const s_loc *loc, c
 static ProtobufCMessage *
 s_new (const ProtobufCMessageDescriptor *desc)
 {
-    ProtobufCMessage *m = malloc (desc->sizeof_message);
-    if (!m)
-        return NULL;
+    ProtobufCMessage *m = pm_xmalloc (desc->sizeof_message);
     if (desc->message_init) {
         desc->message_init (m);
     } else {
@@ -404,9 +393,7 @@ s_set_value (const ProtobufCFieldDescriptor *fd, void *dst, const cJSON *v, cons
     case PROTOBUF_C_TYPE_STRING: {
         if (!cJSON_IsString (v))
             return s_fail (err, loc, v, "expected a string");
-        char *s = strdup (v->valuestring);
-        if (!s)
-            return s_oom (err, loc);
+        char *s = pm_xstrdup (v->valuestring);
         *(char **) dst = s;
         return 0;
     }
@@ -417,8 +404,6 @@ s_set_value (const ProtobufCFieldDescriptor *fd, void *dst, const cJSON *v, cons
         if (!cJSON_IsObject (v))
             return s_fail (err, loc, v, "expected an object (%s)", sd->name);
         ProtobufCMessage *sub = s_new (sd);
-        if (!sub)
-            return s_oom (err, loc);
         *(ProtobufCMessage **) dst = sub;  /* attached first: freed with the parent */
         return s_fill (sub, v, loc, err);
     }
@@ -435,15 +420,13 @@ s_unknown_field (const ProtobufCMessageDescriptor *desc, const char *key, const 
     size_t size = 0;
     FILE *f = open_memstream (&names, &size);
     if (!f)
-        return s_oom (err, loc);
+        pm_oom ("open_memstream", 0);
     for (unsigned i = 0; i < desc->n_fields; i++)
         fprintf (f, "%s%s", i ? ", " : "", desc->fields[i].name);
     if (desc->n_fields == 0)
         fputs ("(none)", f);
-    if (fclose (f) != 0) {
-        free (names);
-        return s_oom (err, loc);
-    }
+    if (fclose (f) != 0)
+        pm_oom ("open_memstream", size);
     s_fail (err, loc, NULL, "unknown field '%s' in %s; fields: %s", key, desc->name, names);
     free (names);
     return -1;
@@ -460,9 +443,7 @@ s_set_repeated (ProtobufCMessage *msg, const ProtobufCFieldDescriptor *fd, const
     if (n <= 0)
         return 0;
     size_t esize = s_elt_size (fd->type);
-    char *arr = calloc ((size_t) n, esize);
-    if (!arr)
-        return s_oom (err, loc);
+    char *arr = pm_xcalloc ((size_t) n, esize);
     *(void **) S_MEMBER (msg, fd->offset) = arr;
     *(size_t *) S_MEMBER (msg, fd->quantifier_offset) = (size_t) n;
     size_t k = 0;
@@ -485,9 +466,7 @@ s_fill (ProtobufCMessage *msg, const cJSON *json, const s_loc *loc, char **err)
     const ProtobufCMessageDescriptor *desc = msg->descriptor;
     if (!cJSON_IsObject (json))
         return s_fail (err, loc, json, "expected an object (%s)", desc->name);
-    bool *seen = calloc (desc->n_fields ? desc->n_fields : 1, sizeof *seen);
-    if (!seen)
-        return s_oom (err, loc);
+    bool *seen = pm_xcalloc (desc->n_fields ? desc->n_fields : 1, sizeof *seen);
     int rc = 0;
     const cJSON *item;
     cJSON_ArrayForEach (item, json) {
@@ -549,10 +528,6 @@ pm_json_to_msg (const ProtobufCMessageDescriptor *desc, const cJSON *json, char 
         return NULL;
     }
     ProtobufCMessage *msg = s_new (desc);
-    if (!msg) {
-        s_oom (err, NULL);
-        return NULL;
-    }
     if (s_fill (msg, json, NULL, err) < 0) {
         protobuf_c_message_free_unpacked (msg, NULL);
         return NULL;
@@ -603,9 +578,7 @@ s_bytes_json (const ProtobufCBinaryData *b)
         return cJSON_CreateString ("");
     pthread_once (&s_sodium_once, s_sodium_init);
     size_t n = sodium_base64_ENCODED_LEN (b->len, sodium_base64_VARIANT_ORIGINAL);
-    char *s = malloc (n);
-    if (!s)
-        return NULL;
+    char *s = pm_xmalloc (n);
     sodium_bin2base64 (s, n, b->data, b->len, sodium_base64_VARIANT_ORIGINAL);
     cJSON *j = cJSON_CreateString (s);
     free (s);

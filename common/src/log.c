@@ -2,6 +2,7 @@
  * from several processes sharing the stream never interleave. */
 #define _GNU_SOURCE
 #include "pm/log.h"
+#include "pm/mem.h"
 #include "pm/text.h"
 
 #include <errno.h>
@@ -106,12 +107,7 @@ pm_log (int level, const char *fmt, ...)
         mlen = 0;
     size_t need = (size_t) plen + (size_t) mlen + 2;
     if (need > sizeof stack) {
-        line = malloc (need);
-        if (!line) {
-            /* Truncate rather than lose the line. */
-            line = stack;
-            need = sizeof stack;
-        }
+        line = pm_xmalloc (need);
     }
     memcpy (line, prefix, (size_t) plen);
     size_t room = need - (size_t) plen - 1;

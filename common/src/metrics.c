@@ -2,6 +2,7 @@
  * found by name + labels through a small open-addressing hash. */
 #define _GNU_SOURCE
 #include "pm/metrics.h"
+#include "pm/mem.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -42,14 +43,12 @@ s_hash (const char *name, const char *labels)
     return h;
 }
 
-/* Rebuilds the slot table at twice the size. false on OOM. */
-static bool
+/* Rebuilds the slot table at twice the size. */
+static void
 s_grow_slots (pm_metrics_t *m)
 {
     size_t ns = m->nslots ? m->nslots * 2 : 64;
-    size_t *slots = calloc (ns, sizeof *slots);
-    if (!slots)
-        return false;
+    size_t *slots = pm_xcalloc (ns, sizeof *slots);
     for (size_t i = 0; i < m->n; i++) {
         size_t j = (size_t) m->v[i]->hash & (ns - 1);
         while (slots[j])
@@ -59,19 +58,13 @@ s_grow_slots (pm_metrics_t *m)
     free (m->slots);
     m->slots = slots;
     m->nslots = ns;
-    return true;
 }
 
 pm_metrics_t *
 pm_metrics_new (void)
 {
-    pm_metrics_t *m = calloc (1, sizeof *m);
-    if (!m)
-        return NULL;
-    if (!s_grow_slots (m)) {
-        free (m);
-        return NULL;
-    }
+    pm_metrics_t *m = pm_xcalloc (1, sizeof *m);
+    s_grow_slots (m);
     return m;
 }
 
@@ -111,27 +104,17 @@ pm_metric (pm_metrics_t *m, int kind, const char *name, const char *labels, cons
             return x;
         }
     }
-    if (2 * (m->n + 1) > m->nslots && !s_grow_slots (m) && m->n + 1 >= m->nslots)
-        return NULL;
+    if (2 * (m->n + 1) > m->nslots)
+        s_grow_slots (m);
     if (m->n == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 32;
-        pm_metric_t **v = realloc (m->v, cap * sizeof *v);
-        if (!v)
-            return NULL;
+        pm_metric_t **v = pm_xrealloc (m->v, cap * sizeof *v);
         m->v = v;
         m->cap = cap;
     }
-    pm_metric_t *x = calloc (1, sizeof *x);
-    if (!x)
-        return NULL;
-    x->name = strdup (name);
-    x->labels = strdup (labels);
-    if (!x->name || !x->labels) {
-        free (x->name);
-        free (x->labels);
-        free (x);
-        return NULL;
-    }
+    pm_metric_t *x = pm_xcalloc (1, sizeof *x);
+    x->name = pm_xstrdup (name);
+    x->labels = pm_xstrdup (labels);
     x->kind = (kind == PM_GAUGE || kind == PM_HISTOGRAM) ? kind : PM_COUNTER;
     x->help = help;
     x->hash = h;
@@ -386,12 +369,7 @@ pm_metrics_prometheus (pm_metrics_t *m, const char *daemon)
     if (!daemon)
         daemon = "";
     size_t n = m ? m->n : 0;
-    bool *done = calloc (n ? n : 1, sizeof *done);
-    if (!done) {
-        fclose (f);
-        free (out);
-        return NULL;
-    }
+    bool *done = pm_xcalloc (n ? n : 1, sizeof *done);
     for (size_t i = 0; i < n; i++) {
         if (done[i])
             continue;

@@ -7,6 +7,7 @@
  * and redoes the batch from its inputs. */
 #define _GNU_SOURCE
 #include "pm/store.h"
+#include "pm/mem.h"
 #include "pm/err.h"
 #include "pm/log.h"
 
@@ -31,9 +32,7 @@ static const char *s_lib_tables[PM_DB_FIRST_DOMAIN] = { "outbox", "inbox", "idem
 int
 pm_mkdirs (const char *dir)
 {
-    char *p = strdup (dir);
-    if (!p)
-        return PM_ENOMEM;
+    char *p = pm_xstrdup (dir);
     for (char *s = p + 1; *s; s++) {
         if (*s == '/') {
             *s = '\0';
@@ -62,7 +61,7 @@ s_fresh (const char *dir)
 pm_store_t *
 pm_store_open (const char *dir, size_t map_size, const char *const *domain_tables)
 {
-    pm_store_t *s = calloc (1, sizeof *s);
+    pm_store_t *s = pm_xcalloc (1, sizeof *s);
     MDB_txn *txn = NULL;
     int rc;
     if (!s)
@@ -72,13 +71,13 @@ pm_store_open (const char *dir, size_t map_size, const char *const *domain_table
         goto fail;
     }
     for (int i = 0; i < PM_DB_FIRST_DOMAIN; i++)
-        s->names[s->ntables++] = strdup (s_lib_tables[i]);
+        s->names[s->ntables++] = pm_xstrdup (s_lib_tables[i]);
     for (int i = 0; domain_tables && domain_tables[i]; i++) {
         if (s->ntables == PM_MAX_TABLES) {
             pm_error ("store: too many tables (max %d)", PM_MAX_TABLES);
             goto fail;
         }
-        s->names[s->ntables++] = strdup (domain_tables[i]);
+        s->names[s->ntables++] = pm_xstrdup (domain_tables[i]);
     }
     if ((rc = mdb_env_create (&s->env)) != 0
         || (rc = mdb_env_set_maxdbs (s->env, PM_MAX_TABLES)) != 0

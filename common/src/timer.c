@@ -7,6 +7,7 @@
  * time, never by scanning"); the second is what makes set-again and cancel
  * cost one lookup. Both change together in the caller's transaction. */
 #include "pm/timer.h"
+#include "pm/mem.h"
 #include "pm/err.h"
 #include "pm/key.h"
 
@@ -54,7 +55,7 @@ int
 pm_timer_set_msg (pm_txn_t *t, const char *kind, const char *key, int64_t due_ms, const ProtobufCMessage *m)
 {
     size_t len = protobuf_c_message_get_packed_size (m);
-    unsigned char stack[512], *buf = len <= sizeof stack ? stack : malloc (len);
+    unsigned char stack[512], *buf = len <= sizeof stack ? stack : pm_xmalloc (len);
     if (!buf)
         return pm_txn_fail (t, PM_ENOMEM);
     protobuf_c_message_pack (m, buf);

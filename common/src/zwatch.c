@@ -1,5 +1,6 @@
 /* zwatch.c - see pm/zwatch.h for why four libev watchers make one. */
 #include "pm/zwatch.h"
+#include "pm/mem.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -63,9 +64,7 @@ pm_zwatch_new (struct ev_loop *loop, void *sock, pm_zwatch_fn fn, void *arg)
     size_t len = sizeof fd;
     if (zmq_getsockopt (sock, ZMQ_FD, &fd, &len) != 0)
         return NULL;
-    pm_zwatch_t *z = calloc (1, sizeof *z);
-    if (!z)
-        return NULL;
+    pm_zwatch_t *z = pm_xcalloc (1, sizeof *z);
     z->loop = loop;
     z->sock = sock;
     z->fn = fn;

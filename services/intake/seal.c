@@ -52,7 +52,7 @@ intake_load_key (intake_t *in, const char *path)
         pm_error ("cannot read %s: %s", path, strerror (errno));
         return PM_EIO;
     }
-    char *dir = strdup (path), *slash = dir ? strrchr (dir, '/') : NULL;
+    char *dir = pm_xstrdup (path), *slash = dir ? strrchr (dir, '/') : NULL;
     if (slash && slash != dir) {
         *slash = '\0';
         pm_mkdirs (dir);
