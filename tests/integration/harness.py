@@ -126,3 +126,96 @@ class Client:
 
     def close(self):
         self.sock.close()
+
+
+class FakeUpstream:
+    """Plays an upstream daemon for one real daemon under test: binds that
+    daemon's command and event endpoints in the cluster's home, answers
+    events.replay (and ops.ping) from the events given to emit(), publishes
+    them live, and sends heartbeats, in a thread of its own. Events are built
+    with the generated protos: emit(type, payload_field=message, unit_id=...).
+
+        up = FakeUpstream(cluster, "intake")
+        up.emit("intake.unit.checked_in", checked_in=E.CheckedIn(unit_id="E01/1/101"), unit_id="E01/1/101")
+    """
+
+    def __init__(self, cluster, name):
+        import threading
+        import zmq
+        from pm.v1 import envelope_pb2
+        self.pb = envelope_pb2
+        self.name = name
+        self.events = []
+        self.lock = threading.Lock()
+        self.stop_flag = False
+        os.makedirs(os.path.join(cluster.home, "run"), exist_ok=True)
+        self.ctx = zmq.Context()
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.bind(cluster.endpoint(name, "cmd"))
+        self.pub = self.ctx.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.LINGER, 0)
+        self.pub.bind(cluster.endpoint(name, "pub"))
+        self.outbox = []  # (type, bytes) to publish from the thread
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def emit(self, type_, unit_id="", estate_id="", at_ms=0, **payload):
+        """Commits one event (seq = count + 1) and publishes it. Returns it."""
+        with self.lock:
+            seq = len(self.events) + 1
+            ev = self.pb.Event(source=self.name, seq=seq, id="%s:%d" % (self.name, seq), type=type_,
+                               at_ms=at_ms or int(time.time() * 1000), unit_id=unit_id, estate_id=estate_id,
+                               correlation_id="test")
+            for field, msg in payload.items():
+                getattr(ev, field).CopyFrom(msg)
+            self.events.append(ev)
+            self.outbox.append((type_.encode(), ev.SerializeToString()))
+        return ev
+
+    def _reply(self, ident, frames, req):
+        rep = self.pb.Reply(id=req.id, status=self.pb.OK)
+        with self.lock:
+            if req.method == "events.replay":
+                start = max(req.events_replay.from_seq, 1)
+                batch = self.events[start - 1:start - 1 + 1000]
+                rep.events_replay.events.extend(batch)
+                rep.events_replay.last_seq = len(self.events)
+                rep.events_replay.first_seq = 1
+            elif req.method == "ops.ping":
+                rep.ops_ping.daemon = self.name
+                rep.ops_ping.last_seq = len(self.events)
+            else:
+                rep.status = self.pb.INVALID
+                rep.message = "fake %s answers events.replay and ops.ping only" % self.name
+        self.router.send_multipart([ident] + frames[1:-1] + [rep.SerializeToString()])
+
+    def _run(self):
+        import zmq
+        last_hb = 0
+        while not self.stop_flag:
+            if self.router.poll(20):
+                frames = self.router.recv_multipart()
+                req = self.pb.Request()
+                try:
+                    req.ParseFromString(frames[-1])
+                except Exception:
+                    continue
+                self._reply(frames[0], frames, req)
+            with self.lock:
+                out, self.outbox = self.outbox, []
+                n = len(self.events)
+            for t, b in out:
+                self.pub.send_multipart([t, b])
+            if time.monotonic() - last_hb > 0.2:
+                hb = self.pb.Event(source=self.name, type="heartbeat")
+                hb.heartbeat.last_seq = n
+                self.pub.send_multipart([b"heartbeat", hb.SerializeToString()])
+                last_hb = time.monotonic()
+
+    def close(self):
+        self.stop_flag = True
+        self.thread.join(timeout=5)
+        self.router.close()
+        self.pub.close()
+        self.ctx.term()

@@ -10,10 +10,11 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SOURCE, Client, Cluster, generated_protos, poll  # noqa: E402
+from harness import SOURCE, Client, Cluster, FakeUpstream, generated_protos, poll  # noqa: E402
 
 generated_protos()
 from pm.v1 import envelope_pb2 as E  # noqa: E402
+from pm.v1 import intake_pb2 as I  # noqa: E402
 
 GEN = os.path.join(SOURCE, "tests/support/gen_units.py")
 
@@ -123,6 +124,24 @@ class Pipeline(unittest.TestCase):
         r = self.c.pmctl("rebuild", "billing", check=False)
         self.assertEqual(r.returncode, 2)
         self.assertIn("--from", r.stderr)
+
+    def test_fake_upstream_feeds_one_daemon(self):
+        """The harness's FakeUpstream plays intake for billing: a daemon is
+        tested through its real process without the others."""
+        up = FakeUpstream(self.c, "intake")
+        try:
+            up.emit("intake.unit.registered", unit_id="E01/1/101", estate_id="E01",
+                    unit=I.Unit(unit_id="E01/1/101", estate_id="E01", area_cm2=8950))
+            self.c.start("billing")
+            poll("billing to apply the replayed event", lambda: self.c.metric("billing", "billing_units") == 1)
+            up.emit("intake.unit.registered", unit_id="E01/1/102", estate_id="E01",
+                    unit=I.Unit(unit_id="E01/1/102", estate_id="E01", area_cm2=7550))
+            poll("billing to apply the live event", lambda: self.c.metric("billing", "billing_units") == 2)
+            r = self.c.pmctl("call", "billing", "billing.unit.get", '{"unit_id":"E01/1/102"}')
+            self.assertIn("75.50 m2", r.stdout)
+        finally:
+            self.c.close()
+            up.close()
 
     def test_kill_9_mid_import_applies_each_record_once(self):
         self.c.start("intake", "billing", "notify")
