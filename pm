@@ -24,7 +24,8 @@ DAEMONS=(intake inspection workorder billing notify)
 # Build and runtime packages (Debian 12), then what the tests need.
 PACKAGES=(cmake make gcc pkg-config
           libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libev-dev
-          libinih-dev libcsv-dev libcjson-dev libsodium-dev libmicrohttpd-dev libcmocka-dev)
+          libinih-dev libcsv-dev libcjson-dev libsodium-dev libmicrohttpd-dev libcmocka-dev
+          libcurl4-openssl-dev)
 TEST_PACKAGES=(python3 python3-zmq python3-protobuf protobuf-compiler)
 
 say() { printf '%s\n' "$*"; }
