@@ -540,10 +540,21 @@ s_drain (pm_daemon_t *d)
     d->batch_bytes = 0;
     d->look_us = start; /* what this drain reads waited since (at least) now */
     s_unstash (d);
+    /* A socket that came back empty is not asked again in this drain: with
+     * nothing to read, libzmq checks its command mailbox with a poll()
+     * syscall, and asking every idle socket on every message made that the
+     * main cost of a consumer. The watchers call us again when more arrives. */
+    bool router_dry = !d->router;
+    for (int i = 0; i < d->nups; i++)
+        d->ups[i].sub_dry = d->ups[i].dealer_dry = false;
     for (;;) {
         int progressed = 0;
-        if (d->router && s_router_recv (d))
-            progressed++;
+        if (!router_dry) {
+            if (s_router_recv (d))
+                progressed++;
+            else
+                router_dry = true;
+        }
         for (int i = 0; i < d->nups; i++)
             pm__upstream_drain (&d->ups[i], &progressed);
         if (!progressed || s_full (d, budget) || pm_mono_us () - start >= d->batch_max_us / 4)

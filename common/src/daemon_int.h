@@ -81,6 +81,7 @@ struct s_upstream {
     const char *name;
     void *sub, *dealer;
     pm_zwatch_t *wsub, *wdealer;
+    bool sub_dry, dealer_dry; /* found empty in this drain: not asked again until the next */
     uint64_t applied;     /* committed inbox cursor */
     uint64_t queued;      /* highest seq handed to the current batch */
     uint64_t known_last;  /* latest seq the upstream said it has */

@@ -21,6 +21,74 @@ s_put (pm_key_t *k, const void *p, size_t n)
     k->len += n;
 }
 
+/* Natural order: '/' -> 0x01; a run of digits -> 0x02, the count of its
+ * significant digits, the digits, the count of its leading zeros (so numbers
+ * compare by size, then digit by digit, and "01" stays apart from "1"); any
+ * other byte (>= 0x20) as it is; then 0x00 unless it is a prefix. A byte
+ * below 0x20 makes the key bad. */
+static void
+s_natural (pm_key_t *k, const char *s, bool terminate)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    while (*p && !k->bad) {
+        if (*p == '/') {
+            unsigned char sep = 0x01;
+            s_put (k, &sep, 1);
+            p++;
+        }
+        else if (*p >= '0' && *p <= '9') {
+            size_t zeros = 0, n = 0;
+            while (p[zeros] == '0' && p[zeros + 1] >= '0' && p[zeros + 1] <= '9' && zeros < 200)
+                zeros++;
+            while (p[zeros + n] >= '0' && p[zeros + n] <= '9' && n < 200)
+                n++;
+            unsigned char head[2] = { 0x02, (unsigned char) n }, tail = (unsigned char) zeros;
+            s_put (k, head, 2);
+            s_put (k, p + zeros, n);
+            s_put (k, &tail, 1);
+            p += zeros + n;
+        }
+        else if (*p < 0x20)
+            k->bad = true;
+        else
+            s_put (k, p++, 1);
+    }
+    if (terminate) {
+        unsigned char end = 0;
+        s_put (k, &end, 1);
+    }
+}
+
+/* Decodes a natural-order path at p[0..left) into a (stops at 0x00, which
+ * it consumes, or at the end). Sets *used; NULL when malformed. */
+static char *
+s_natural_text (pm_arena_t *a, const unsigned char *p, size_t left, size_t *used)
+{
+    char *out = pm_arena_alloc (a, left * 2 + 1);
+    size_t i = 0, o = 0;
+    while (i < left && p[i]) {
+        if (p[i] == 0x01)
+            out[o++] = '/', i++;
+        else if (p[i] == 0x02) {
+            if (i + 2 > left || i + 2 + p[i + 1] + 1 > left)
+                return NULL;
+            size_t n = p[i + 1], zeros = p[i + 2 + n];
+            memset (out + o, '0', zeros);
+            o += zeros;
+            memcpy (out + o, p + i + 2, n);
+            o += n;
+            i += 3 + n;
+        }
+        else
+            out[o++] = (char) p[i++];
+    }
+    if (i < left)
+        i++; /* the terminator */
+    out[o] = '\0';
+    *used = i;
+    return out;
+}
+
 static void
 s_add (pm_key_t *k, const char *spec, va_list ap)
 {
@@ -35,6 +103,15 @@ s_add (pm_key_t *k, const char *spec, va_list ap)
                 break;
             }
             s_put (k, s, strlen (s) + (*c == 's'));
+            break;
+        }
+        case 'N':
+        case 'Q': {
+            const char *s = va_arg (ap, const char *);
+            if (!s)
+                k->bad = true;
+            else
+                s_natural (k, s, *c == 'N');
             break;
         }
         case 'u': {
@@ -124,6 +201,20 @@ pm_key_parse (const void *key, size_t len, const char *spec, ...)
             left = 0;
             break;
         }
+        case 'N': {
+            pm_arena_t *a = va_arg (ap, pm_arena_t *);
+            char **out = va_arg (ap, char **);
+            size_t used = 0;
+            char *text = a ? s_natural_text (a, p, left, &used) : NULL;
+            if (!text) {
+                rc = PM_EINVAL;
+                break;
+            }
+            if (out)
+                *out = text;
+            p += used, left -= used;
+            break;
+        }
         case 'u': {
             uint32_t *out = va_arg (ap, uint32_t *);
             if (left < 4) {
@@ -167,7 +258,17 @@ pm_key_text (pm_arena_t *a, const void *key, size_t len, const char *spec)
     for (const char *c = spec; *c && left; c++) {
         if (out)
             s[out++] = '/';
-        if (*c == 's' || *c == 'p') {
+        if (*c == 'N' || *c == 'Q') {
+            size_t used = 0;
+            char *text = s_natural_text (a, p, left, &used);
+            if (!text)
+                break;
+            size_t n = strlen (text);
+            memcpy (s + out, text, n);
+            out += n;
+            p += used, left -= used;
+        }
+        else if (*c == 's' || *c == 'p') {
             size_t n = strnlen ((const char *) p, left);
             memcpy (s + out, p, n);
             out += n;

@@ -68,6 +68,57 @@ test_parts_sort_in_natural_order (void **state)
     assert_true (s_cmp (pm_key (&a, "ts", (int64_t) 100, "WO-9"), pm_key (&b, "ts", (int64_t) 200, "WO-1")) < 0);
 }
 
+static char *s_walk (fx_t *f, pm_scan_t *s, pm_txn_t *t);
+
+static void
+test_natural_paths (void **state)
+{
+    fx_t *f = *state;
+    pm_key_t a, b;
+    /* numbers as numbers: building 2 before 10, unit 901 before 1001 */
+    assert_true (s_cmp (pm_key (&a, "N", "E01/2/101"), pm_key (&b, "N", "E01/10/101")) < 0);
+    assert_true (s_cmp (pm_key (&a, "N", "E01/3/901"), pm_key (&b, "N", "E01/3/1001")) < 0);
+    assert_true (s_cmp (pm_key (&a, "N", "E01/3/2-301"), pm_key (&b, "N", "E01/3/2-1001")) < 0);
+    assert_true (s_cmp (pm_key (&a, "N", "E9/1/1"), pm_key (&b, "N", "E10/1/1")) < 0);
+    /* a parent before its children, children before a sibling with a suffix */
+    assert_true (s_cmp (pm_key (&a, "N", "E01/3"), pm_key (&b, "N", "E01/3/1")) < 0);
+    assert_true (s_cmp (pm_key (&a, "N", "E01/3/999"), pm_key (&b, "N", "E01/3-A/1")) < 0);
+    /* distinct texts stay distinct keys */
+    assert_true (s_cmp (pm_key (&a, "N", "E1/1/1"), pm_key (&b, "N", "E01/1/1")) != 0);
+    assert_true (s_cmp (pm_key (&a, "N", "E01/3/2-301"), pm_key (&b, "N", "E01/3-2/301")) != 0);
+    /* reversible, also with Chinese and leading zeros */
+    static const char *const texts[] = { "E01/3/2-301", "E007/12/0101", "翠湖/3号楼/2单元301", "A/B/C", "0/00/000" };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        pm_key (&a, "NU", texts[i], (uint64_t) 7);
+        char *back;
+        uint64_t seven;
+        assert_int_equal (pm_key_parse (a.buf, a.len, "NU", f->a, &back, &seven), PM_OK);
+        assert_string_equal (back, texts[i]);
+        assert_true (seven == 7);
+        assert_string_equal (pm_key_text (f->a, a.buf, a.len, "NU"), pm_arena_printf (f->a, "%s/7", texts[i]));
+    }
+    /* control characters are refused, not mis-sorted */
+    assert_true (pm_key (&a, "N", "E01/\x01")->bad);
+}
+
+static void
+test_natural_prefix_scan (void **state)
+{
+    fx_t *f = *state;
+    pm_txn_t t;
+    pm_key_t k;
+    static const char *const units[] = { "E01/10/101", "E01/2/101", "E01/2/1001", "E01/2/901", "E011/1/1", "E1/1/1" };
+    assert_int_equal (pm_txn_begin (&t, f->s, NULL), PM_OK);
+    for (size_t i = 0; i < 6; i++)
+        pm_txn_put_key (&t, T, pm_key (&k, "N", units[i]), units[i], strlen (units[i]));
+    pm_scan_t s;
+    pm_scan_prefix (&s, &t, T, pm_key (&k, "Q", "E01/"));
+    assert_string_equal (s_walk (f, &s, &t), "E01/2/101,E01/2/901,E01/2/1001,E01/10/101");
+    pm_scan_prefix (&s, &t, T, pm_key (&k, "Q", "E01/2/"));
+    assert_string_equal (s_walk (f, &s, &t), "E01/2/101,E01/2/901,E01/2/1001");
+    pm_txn_abort (&t);
+}
+
 static void
 test_parse_and_text_round_trip (void **state)
 {
@@ -234,6 +285,8 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_parts_sort_in_natural_order),
         cmocka_unit_test_setup_teardown (test_parse_and_text_round_trip, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_natural_paths, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_natural_prefix_scan, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_keys_fail_their_txn_only, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_prefix_scans_see_exactly_their_entries, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_scan_deletes_and_more_scans_than_cursors, s_setup, s_teardown),

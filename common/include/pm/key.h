@@ -12,6 +12,15 @@
  *   u  u32, big-endian (4 bytes)
  *   U  u64, big-endian (8 bytes)
  *   t  time in ms (i64), big-endian with the sign bit flipped (negatives first)
+ *   N  a '/'-separated path in natural order ("E01/3/2-301"): numbers compare
+ *      as numbers (building 2 before building 10, unit 901 before 1001), '/'
+ *      sorts before any other character, then 0x00. Leading zeros are kept
+ *      (E1 and E01 stay two keys). Reversible: pm_key_parse gives the text back.
+ *   Q  the same without the terminator: a prefix ("E01/" = every unit of E01)
+ *
+ * Unit-keyed tables use N: an import's rows arrive estate by estate and
+ * building by building, and natural order keeps each batch's writes on few
+ * pages (string order would put "1001" between "100" and "101").
  *
  *   pm_key_t k;
  *   pm_txn_get_msg (txn, T_DEFECTS, pm_key (&k, "su", unit_id, defect_no), desc, &rec);
@@ -44,7 +53,9 @@ const pm_key_t *pm_key_raw (pm_key_t *k, const void *data, size_t len);
 
 /* Parses key[0..len) by spec into pointers: s/p -> const char ** (pointing into
  * the key, NUL-terminated for s; p is the rest of the key and is NOT
- * terminated: use the returned length in *(size_t *) after it), u -> uint32_t *,
+ * terminated: use the returned length in *(size_t *) after it), N -> two
+ * arguments, a pm_arena_t * and a char ** (the path decoded into the arena),
+ * u -> uint32_t *,
  * U -> uint64_t *, t -> int64_t *. A NULL pointer skips the part.
  * PM_OK, or PM_EINVAL when the key does not have that shape. */
 int pm_key_parse (const void *key, size_t len, const char *spec, ...);
