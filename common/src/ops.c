@@ -271,21 +271,31 @@ s_builtin_replay (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_o
                          (unsigned long long) r->first_seq);
     }
     pm_key_t k;
-    r->events = pm_arena_alloc (ctx->arena, max * sizeof *r->events);
-    size_t bytes = 0;
+    size_t bytes = 0, n = 0;
     uint64_t expect = from;
+    if (q->raw) /* packed as stored: the consumer decodes only what it handles */
+        r->raw_events = pm_arena_alloc (ctx->arena, max * sizeof *r->raw_events);
+    else
+        r->events = pm_arena_alloc (ctx->arena, max * sizeof *r->events);
     for (pm_scan_range (&s, txn, PM_DB_OUTBOX, pm_key (&k, "U", from), NULL);
-         s.ok && r->n_events < max && bytes < PM_REPLAY_MAX_BYTES && pm_be_u64 (s.key.mv_data) == expect;
-         pm_scan_next (&s)) {
-        Pm__V1__Event *ev = pm__v1__event__unpack (pm_arena_pb (ctx->arena), s.val.mv_size, s.val.mv_data);
-        if (!ev)
-            break;
-        r->events[r->n_events++] = ev;
+         s.ok && n < max && bytes < PM_REPLAY_MAX_BYTES && pm_be_u64 (s.key.mv_data) == expect; pm_scan_next (&s)) {
+        if (q->raw) {
+            void *copy = pm_arena_alloc (ctx->arena, s.val.mv_size + 1);
+            memcpy (copy, s.val.mv_data, s.val.mv_size);
+            r->raw_events[r->n_raw_events++] = (ProtobufCBinaryData) { s.val.mv_size, copy };
+        }
+        else {
+            Pm__V1__Event *ev = pm__v1__event__unpack (pm_arena_pb (ctx->arena), s.val.mv_size, s.val.mv_data);
+            if (!ev)
+                break;
+            r->events[r->n_events++] = ev;
+        }
+        n++;
         bytes += s.val.mv_size;
         expect++;
     }
     pm_reply_body (out, &r->base);
-    return pm_reply (out, PM__V1__STATUS__OK, "%zu events from %llu", r->n_events, (unsigned long long) from);
+    return pm_reply (out, PM__V1__STATUS__OK, "%zu events from %llu", n, (unsigned long long) from);
 }
 
 void

@@ -2,6 +2,7 @@
 #include "pm/proto.h"
 #include "pm/err.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 const ProtobufCFieldDescriptor *
@@ -46,4 +47,64 @@ pm_body_get (const ProtobufCMessage *msg, const char *method)
     if (!f || *(const uint32_t *) ((const char *) msg + f->quantifier_offset) != f->id)
         return NULL;
     return *(ProtobufCMessage *const *) ((const char *) msg + f->offset);
+}
+
+/* The protobuf wire format, as much as pm_event_peek needs: a varint, and
+ * skipping a field by its wire type. Hand-written because protobuf-c decodes
+ * a whole message or nothing; this reads two fields and validates the rest. */
+static bool
+s_varint (const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t) (b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+int
+pm_event_peek (const void *buf, size_t len, uint64_t *seq, const char **type, size_t *type_len)
+{
+    const uint8_t *p = buf, *end = p + len;
+    *seq = 0;
+    *type = "";
+    *type_len = 0;
+    while (p < end) {
+        uint64_t key, v;
+        if (!s_varint (&p, end, &key))
+            return PM_EPROTO;
+        switch (key & 7) {
+        case 0: /* varint */
+            if (!s_varint (&p, end, &v))
+                return PM_EPROTO;
+            if (key >> 3 == 2)
+                *seq = v;
+            break;
+        case 1: /* 64-bit */
+            if (end - p < 8)
+                return PM_EPROTO;
+            p += 8;
+            break;
+        case 2: /* length-delimited */
+            if (!s_varint (&p, end, &v) || v > (uint64_t) (end - p))
+                return PM_EPROTO;
+            if (key >> 3 == 4) {
+                *type = (const char *) p;
+                *type_len = (size_t) v;
+            }
+            p += v;
+            break;
+        case 5: /* 32-bit */
+            if (end - p < 4)
+                return PM_EPROTO;
+            p += 4;
+            break;
+        default:
+            return PM_EPROTO;
+        }
+    }
+    return PM_OK;
 }

@@ -156,6 +156,7 @@ s_replay_request (s_upstream_t *u)
     Pm__V1__EventsReplayRequest body = PM__V1__EVENTS_REPLAY_REQUEST__INIT;
     body.from_seq = u->queued + 1;
     body.max = PM_REPLAY_MAX;
+    body.raw = true;
     s_send (u, "replay", "events.replay", &body.base);
 }
 
@@ -234,15 +235,60 @@ s_stranded (s_upstream_t *u, const char *why)
 /* --- events into the batch ------------------------------------------------------------ */
 
 static const pm_event_route_t *
-s_route (s_upstream_t *u, const char *type)
+s_route_n (s_upstream_t *u, const char *type, size_t len)
 {
     for (int i = 0; u->spec->routes && u->spec->routes[i].type; i++) {
         const char *t = u->spec->routes[i].type;
         size_t n = strlen (t);
-        if ((n && t[n - 1] == '.') ? strncmp (type, t, n) == 0 : strcmp (type, t) == 0)
+        if ((n && t[n - 1] == '.') ? len >= n && memcmp (type, t, n) == 0 : len == n && memcmp (type, t, n) == 0)
             return &u->spec->routes[i];
     }
     return NULL;
+}
+
+static const pm_event_route_t *
+s_route (s_upstream_t *u, const char *type)
+{
+    return s_route_n (u, type, strlen (type));
+}
+
+/* A packed event into the batch: decoded when a route handles its type;
+ * otherwise only its seq and type are read (it moves the cursor and nothing
+ * else). type/type_len: the type when the caller knows it (the live feed's
+ * first frame), else NULL. Returns false for a malformed one. */
+static bool
+s_packed_event (s_upstream_t *u, const void *buf, size_t len, const char *type, size_t type_len, bool from_replay)
+{
+    pm_daemon_t *d = u->d;
+    uint64_t seq = 0;
+    const char *ptype = NULL;
+    size_t plen = 0;
+    if (!type) {
+        if (pm_event_peek (buf, len, &seq, &ptype, &plen) != PM_OK)
+            return false;
+        type = ptype, type_len = plen;
+    }
+    Pm__V1__Event *ev;
+    if (s_route_n (u, type, type_len)) {
+        ev = pm__v1__event__unpack (pm_arena_pb (d->arena), len, buf);
+        if (!ev)
+            return false;
+    }
+    else {
+        if (type != ptype && pm_event_peek (buf, len, &seq, &ptype, &plen) != PM_OK)
+            return false;
+        ev = pm_arena_alloc (d->arena, sizeof *ev);
+        pm__v1__event__init (ev);
+        ev->source = (char *) u->name;
+        ev->seq = seq;
+        ev->type = pm_arena_alloc (d->arena, type_len + 1);
+        memcpy (ev->type, type, type_len);
+    }
+    size_t before = d->nitems;
+    pm__upstream_event (u, ev, from_replay);
+    if (d->nitems > before)
+        d->items[before].cost = len;
+    return true;
 }
 
 void
@@ -296,13 +342,20 @@ s_replay_reply (s_upstream_t *u, Pm__V1__Reply *r, size_t len)
                   "(pmctl rebuild %s --from %s reloads it)",
                   u->name, (unsigned long long) rr->last_seq, (unsigned long long) u->queued, d->name, u->name);
     size_t before = d->nitems;
-    for (size_t i = 0; i < rr->n_events; i++)
+    for (size_t i = 0; i < rr->n_events; i++) /* an upstream that answered without raw */
         pm__upstream_event (u, rr->events[i], true);
+    for (size_t i = 0; i < rr->n_raw_events; i++)
+        if (!s_packed_event (u, rr->raw_events[i].data, rr->raw_events[i].len, NULL, 0, true)) {
+            pm_metric_inc (d->m_bad, 1);
+            pm_warn ("malformed event in %s's replay dropped (seq %llu + %zu)", u->name,
+                     (unsigned long long) u->queued, i);
+            break; /* the gap is asked for again */
+        }
     size_t added = d->nitems - before;
-    for (size_t i = before; i < d->nitems; i++) /* the work of an event: its share of the page */
+    for (size_t i = before; i < d->nitems && rr->n_events; i++) /* the work of an event: its share of the page */
         d->items[i].cost = len / (added ? added : 1);
     d->batch_bytes += len;
-    if (u->queued < rr->last_seq && rr->n_events > 0)
+    if (u->queued < rr->last_seq && (rr->n_events > 0 || rr->n_raw_events > 0))
         s_replay_request (u);
 }
 
@@ -388,26 +441,24 @@ pm__upstream_drain (s_upstream_t *u, int *progressed)
     else {
         (*progressed)++;
         if (zmq_msg_more (&a) && zmq_msg_recv (&b, u->sub, ZMQ_DONTWAIT) >= 0 && !zmq_msg_more (&b)) {
-            Pm__V1__Event *ev = pm__v1__event__unpack (pm_arena_pb (d->arena), zmq_msg_size (&b), zmq_msg_data (&b));
-            if (!ev) {
-                pm_metric_inc (d->m_bad, 1);
-                pm_warn ("malformed event from %s dropped", u->name);
-            }
-            else if (ev->payload_case == PM__V1__EVENT__PAYLOAD_HEARTBEAT) {
-                uint64_t last = ev->heartbeat->last_seq;
+            bool heartbeat = zmq_msg_size (&a) == 9 && memcmp (zmq_msg_data (&a), "heartbeat", 9) == 0;
+            Pm__V1__Event *hb = heartbeat ? pm__v1__event__unpack (pm_arena_pb (d->arena), zmq_msg_size (&b),
+                                                                 zmq_msg_data (&b))
+                                          : NULL;
+            if (hb && hb->payload_case == PM__V1__EVENT__PAYLOAD_HEARTBEAT) {
+                uint64_t last = hb->heartbeat->last_seq;
                 if (last > u->known_last)
                     u->known_last = last;
                 if (u->state == UP_FOLLOW && last > u->queued && !u->pending)
                     s_replay_request (u);
             }
-            else {
-                size_t before = d->nitems;
-                pm__upstream_event (u, ev, false);
-                if (d->nitems > before) {
-                    d->items[before].cost = zmq_msg_size (&b);
-                    d->batch_bytes += zmq_msg_size (&b);
-                }
+            else if (heartbeat || !s_packed_event (u, zmq_msg_data (&b), zmq_msg_size (&b), zmq_msg_data (&a),
+                                                   zmq_msg_size (&a), false)) {
+                pm_metric_inc (d->m_bad, 1);
+                pm_warn ("malformed event from %s dropped", u->name);
             }
+            else
+                d->batch_bytes += zmq_msg_size (&b);
         }
         else {
             pm_metric_inc (d->m_bad, 1);

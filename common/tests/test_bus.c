@@ -369,10 +369,45 @@ test_stranded_is_said_once_and_queued (void **state)
     assert_true (pm_daemon_applied (f->sub, "pub") == 0);
 }
 
+/* Consumers skip events they do not handle by reading only seq and type. */
+static void
+test_event_peek_reads_seq_and_type (void **state)
+{
+    Pm__V1__Event ev = PM__V1__EVENT__INIT;
+    Pm__V1__Unit unit = PM__V1__UNIT__INIT;
+    ev.source = "intake";
+    ev.seq = 1234567890123ULL;
+    ev.id = "intake:1234567890123";
+    ev.type = "intake.unit.registered";
+    ev.at_ms = -5;
+    ev.unit_id = "E01/3/2-301";
+    ev.payload_case = PM__V1__EVENT__PAYLOAD_UNIT;
+    unit.unit_id = "E01/3/2-301";
+    unit.area_cm2 = 8950;
+    ev.unit = &unit;
+    uint8_t buf[512];
+    size_t len = pm__v1__event__pack (&ev, buf);
+    uint64_t seq;
+    const char *type;
+    size_t tlen;
+    assert_int_equal (pm_event_peek (buf, len, &seq, &type, &tlen), PM_OK);
+    assert_true (seq == 1234567890123ULL);
+    assert_int_equal (tlen, strlen ("intake.unit.registered"));
+    assert_memory_equal (type, "intake.unit.registered", tlen);
+    /* every truncation is refused, never read past the end */
+    for (size_t n = 1; n < len; n++) {
+        int rc = pm_event_peek (buf, n, &seq, &type, &tlen);
+        assert_true (rc == PM_EPROTO || (rc == PM_OK && type + tlen <= (const char *) buf + n));
+    }
+    const uint8_t bad[] = { 0x0f, 0x01 }; /* wire type 7 */
+    assert_int_equal (pm_event_peek (bad, sizeof bad, &seq, &type, &tlen), PM_EPROTO);
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test (test_event_peek_reads_seq_and_type),
         cmocka_unit_test_setup_teardown (test_late_subscriber_gets_everything_by_replay, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_live_events_follow, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_restarted_subscriber_applies_each_event_once, s_setup, s_teardown),

@@ -325,7 +325,7 @@ static void
 test_err_unknown_field (void **state)
 {
     s_expect_err_exact (&pm__v1__events_replay_request__descriptor, "{\"from_seq\":1,\"x\":2}",
-                        "unknown field 'x' in pm.v1.EventsReplayRequest; fields: from_seq, max");
+                        "unknown field 'x' in pm.v1.EventsReplayRequest; fields: from_seq, max, raw");
     s_expect_err (&pm__v1__request__descriptor,
                   "{\"intake_import\":{\"rows\":[{\"line\":2},{\"lien\":3}]}}",
                   "intake_import.rows[1]: unknown field 'lien' in pm.v1.ImportRow; fields: line, "

@@ -22,4 +22,10 @@ int pm_body_set (ProtobufCMessage *msg, const char *method, ProtobufCMessage *bo
 /* The body of a Request or Reply if its case is method's field, else NULL. */
 ProtobufCMessage *pm_body_get (const ProtobufCMessage *msg, const char *method);
 
+/* Reads seq (field 2) and type (field 4) of a packed pm.v1.Event without
+ * decoding the rest, so a consumer skips the events it does not handle for
+ * the price of a few bytes read. *type points into buf (not terminated).
+ * PM_OK, or PM_EPROTO when buf is not a well-formed message. */
+int pm_event_peek (const void *buf, size_t len, uint64_t *seq, const char **type, size_t *type_len);
+
 #endif
