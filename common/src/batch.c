@@ -720,10 +720,8 @@ s_apply_item (pm_daemon_t *d, pm_ctx_t *ctx, pm_txn_t *txn, s_item_t *it)
             return status < 0 ? status : 1;
         if (status != PM__V1__STATUS__OK)
             s_dead_event (d, txn, it);
-        if (!it->snapshot) {
-            unsigned char seq[8];
-            pm_u64_be (it->ev->seq, seq);
-            pm_txn_put (txn, PM_DB_INBOX, it->up->name, strlen (it->up->name), seq, 8);
+        if (!it->snapshot) { /* the cursor itself is written once per batch (s_apply_once) */
+            it->up->batch_last = it->ev->seq;
             it->up->batch_n++;
         }
         return 0;
@@ -754,6 +752,7 @@ s_apply_item (pm_daemon_t *d, pm_ctx_t *ctx, pm_txn_t *txn, s_item_t *it)
         unsigned char seq[8];
         pm_u64_be (it->snap_seq, seq);
         pm_txn_put (txn, PM_DB_INBOX, it->up->name, strlen (it->up->name), seq, 8);
+        it->up->batch_last = it->snap_seq; /* should the end-of-batch write happen too, it agrees */
         char *key = pm_arena_printf (d->arena, "snapshot:%s", it->up->name);
         pm_txn_del (txn, PM_DB_META, key, strlen (key));
         return 0;
@@ -786,7 +785,10 @@ s_apply_once (pm_daemon_t *d, pm_ctx_t *ctx)
     }
     for (int i = 0; i < d->nups; i++) {
         s_upstream_t *u = &d->ups[i];
-        if (u->batch_n) {
+        if (u->batch_n) { /* the inbox cursor and the durable count, with the events' effects */
+            unsigned char seq[8];
+            pm_u64_be (u->batch_last, seq);
+            pm_txn_put (&txn, PM_DB_INBOX, u->name, strlen (u->name), seq, 8);
             char key[96];
             snprintf (key, sizeof key, "applied_n:%s", u->name);
             pm_meta_put_u64 (&txn, key, u->applied_n + u->batch_n);

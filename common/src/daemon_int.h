@@ -87,6 +87,7 @@ struct s_upstream {
     uint64_t known_last;  /* latest seq the upstream said it has */
     uint64_t applied_n;   /* durable count of events applied (exactly-once evidence) */
     uint64_t batch_n;     /* events of this source in the current batch */
+    uint64_t batch_last;  /* the last of them: the cursor the batch commits */
     int state;            /* UP_* */
     /* the one request in flight to the upstream's ROUTER (replay or snapshot page) */
     bool pending;
