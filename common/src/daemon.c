@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -568,11 +569,20 @@ s_due_cb (struct ev_loop *loop, ev_timer *w, int revents)
     pm__timer_arm (w->data); /* woken a little early (the loop's cached time): arm again */
 }
 
+/* systemd's watchdog (WatchdogSec=): petted from the loop itself, so a loop
+ * stuck in a turn stops petting and systemd restarts the daemon. */
+static void
+s_watchdog_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+    sd_notify (0, "WATCHDOG=1");
+}
+
 static void
 s_signal_cb (struct ev_loop *loop, ev_signal *w, int revents)
 {
     pm_daemon_t *d = w->data;
     pm_info ("%s: signal %d, stopping", d->name, w->signum);
+    sd_notify (0, "STOPPING=1");
     pm_daemon_stop (d);
 }
 
@@ -606,7 +616,17 @@ pm_daemon_run (pm_daemon_t *d)
     pm__timer_arm (d);
     pm_info ("%s: ready (pid %d)", d->name, (int) getpid ());
     if (d->own_loop) {
+        /* systemd (Type=notify): ready once the sockets are bound and the
+         * upstreams asked for; a no-op when not started by systemd */
+        uint64_t wd_us = 0;
+        sd_notifyf (0, "READY=1\nSTATUS=%s: serving from seq %llu\nMAINPID=%d", d->name,
+                    (unsigned long long) d->committed_seq, (int) getpid ());
+        if (sd_watchdog_enabled (0, &wd_us) > 0 && wd_us > 0) {
+            ev_timer_init (&d->watchdog, s_watchdog_cb, 0.0, (double) wd_us / 2e6);
+            ev_timer_again (d->loop, &d->watchdog);
+        }
         ev_run (d->loop, 0);
+        ev_timer_stop (d->loop, &d->watchdog);
         pm_info ("%s: stopped cleanly at seq %llu", d->name, (unsigned long long) d->committed_seq);
     }
     return 0;

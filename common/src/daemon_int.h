@@ -208,6 +208,7 @@ struct pm_daemon {
 
     ev_timer tick;       /* heartbeat, housekeeping, retries */
     ev_timer due;        /* armed for the earliest durable timer */
+    ev_timer watchdog;   /* systemd's WATCHDOG=1, when WatchdogSec= is set */
     ev_signal sigterm, sigint;
 
     pm_metric_t *m_batch, *m_batch_bytes, *m_commit_us, *m_req_us, *m_read_us, *m_turn_us, *m_events, *m_bad,
