@@ -8,6 +8,7 @@
  * by deadline, soonest first. Each request keeps its packed bytes, so a
  * resend is the same frame with the same id. */
 #include "pm/client.h"
+#include "pm/curve.h"
 #include "pm/clock.h"
 #include "pm/err.h"
 #include "pm/mem.h"
@@ -26,8 +27,8 @@ struct pm_client {
     void *sock;
 };
 
-pm_client_t *
-pm_client_new (void *zctx, const char *endpoint)
+static pm_client_t *
+s_new (void *zctx, const char *endpoint, const pm_config_t *cfg, const char *daemon, const char *secret_file)
 {
     pm_client_t *c = pm_xcalloc (1, sizeof *c);
     c->own_ctx = zctx == NULL;
@@ -39,12 +40,26 @@ pm_client_new (void *zctx, const char *endpoint)
     zmq_setsockopt (c->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt (c->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt (c->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    if (zmq_connect (c->sock, endpoint) != 0)
+    if (cfg && pm_curve_client (cfg, daemon, secret_file, c->sock) != PM_OK)
+        goto fail;
+    if (!endpoint || zmq_connect (c->sock, endpoint) != 0)
         goto fail;
     return c;
 fail:
     pm_client_destroy (&c);
     return NULL;
+}
+
+pm_client_t *
+pm_client_new (void *zctx, const char *endpoint)
+{
+    return s_new (zctx, endpoint, NULL, NULL, NULL);
+}
+
+pm_client_t *
+pm_client_new_daemon (void *zctx, const pm_config_t *cfg, const char *daemon, const char *secret_file)
+{
+    return s_new (zctx, pm_config_get (cfg, daemon, "command", NULL), cfg, daemon, secret_file);
 }
 
 void

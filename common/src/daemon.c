@@ -6,6 +6,7 @@
  *   config -> store + app + subscriptions -> sockets -> loop -> teardown. */
 #define _GNU_SOURCE
 #include "daemon_int.h"
+#include "pm/curve.h"
 #include "pm/log.h"
 #include "pm/mem.h"
 
@@ -401,8 +402,14 @@ pm_daemon_bind (pm_daemon_t *d)
         pm_error ("%s: [%s] needs 'command' and 'events' endpoints", pm_config_name (d->cfg), d->name);
         return PM_ECONFIG;
     }
+    int err;
+    d->zap = pm_zap_new (d->cfg, d->name, d->zctx, d->loop, &err); /* before the first CURVE handshake */
+    if (err != PM_OK)
+        return err;
     d->router = pm__socket (d, ZMQ_ROUTER);
     d->pub = pm__socket (d, ZMQ_PUB);
+    if (pm_curve_server (d->cfg, d->name, d->router) != PM_OK || pm_curve_server (d->cfg, d->name, d->pub) != PM_OK)
+        return PM_ECONFIG;
     int one = 1;
     zmq_setsockopt (d->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
     int64_t maxmsg = d->max_request_bytes * 4;
@@ -464,6 +471,7 @@ pm_daemon_destroy (pm_daemon_t **p)
     }
     if (d->monitor)
         zmq_close (d->monitor);
+    pm_zap_destroy (&d->zap);
     if (d->pub)
         zmq_close (d->pub);
     if (d->zctx)

@@ -173,6 +173,7 @@ struct pm_daemon {
     void *router, *pub, *monitor;
     pm_zwatch_t *wrouter, *wmonitor;
     pm_http_t *http;     /* GET /metrics, when [<daemon>] metrics_http is set */
+    struct pm_zap *zap;  /* CurveZMQ's client check, when this daemon serves CURVE */
     char *metrics_url;
     s_upstream_t ups[PM_MAX_UPSTREAMS];
     int nups;

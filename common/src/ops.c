@@ -7,6 +7,7 @@
  * plus the daemon); domain handlers never see the daemon. */
 #define _GNU_SOURCE
 #include "daemon_int.h"
+#include "pm/curve.h"
 #include "pm/log.h"
 #include "pm/mem.h"
 
@@ -309,6 +310,12 @@ pm__refresh_gauges (pm_daemon_t *d, pm_ctx_t *ctx, pm_txn_t *txn)
     pm_gauge (m, "pm_dead_events", NULL, "Consumed events and timers that could not be applied",
               (double) pm_txn_count (txn, PM_DB_DEAD));
     pm_gauge (m, "pm_map_size_bytes", NULL, "LMDB map size", (double) pm_store_map_size (d->store));
+    if (d->zap) {
+        pm_gauge (m, "pm_curve_clients_admitted", NULL, "CurveZMQ handshakes admitted (key in curve_allow)",
+                  (double) pm_zap_admitted (d->zap));
+        pm_gauge (m, "pm_curve_clients_refused", NULL, "CurveZMQ handshakes refused (key not in curve_allow)",
+                  (double) pm_zap_refused (d->zap));
+    }
     pm_gauge (m, "pm_batch_budget_bytes", NULL, "Bytes of work the next batch may take in (from the measured cost)",
               d->ns_per_byte > 0 ? (double) d->batch_max_us * 1000.0 / d->ns_per_byte : 0);
     MDB_envinfo info;

@@ -19,6 +19,7 @@
  * log, shown in ops.queues `upstreams`, retried every 30 s without more noise. */
 #define _GNU_SOURCE
 #include "daemon_int.h"
+#include "pm/curve.h"
 #include "pm/log.h"
 #include "pm/mem.h"
 
@@ -99,6 +100,9 @@ pm__upstream_add (pm_daemon_t *d, const pm_upstream_t *spec)
     /* Not ZMQ_IMMEDIATE: a request made before the upstream is up waits in the
      * pipe and goes out when it connects. */
     u->dealer = pm__socket (d, ZMQ_DEALER);
+    const char *keys = pm_curve_secret_file (d->cfg, d->name); /* our own pair, as a client of theirs */
+    if (pm_curve_client (d->cfg, source, keys, u->sub) != PM_OK || pm_curve_client (d->cfg, source, keys, u->dealer) != PM_OK)
+        return PM_ECONFIG;
     if (zmq_connect (u->sub, events) != 0 || zmq_connect (u->dealer, command) != 0) {
         pm_error ("cannot connect to %s at %s / %s: %s", source, events, command, zmq_strerror (errno));
         return PM_EIO;

@@ -9,6 +9,7 @@
 #ifndef PM_CLIENT_H
 #define PM_CLIENT_H
 
+#include "pm/config.h"
 #include "pm/proto.h"
 
 #include <stddef.h>
@@ -20,6 +21,10 @@ typedef struct pm_client pm_client_t;
  * (borrowed; it must outlive the client). NULL if the endpoint is unusable. */
 pm_client_t *pm_client_new (void *zctx, const char *endpoint);
 void pm_client_destroy (pm_client_t **p);
+/* A client of daemon (its [daemon] command endpoint from cfg), speaking
+ * CurveZMQ with the key pair in secret_file when the daemon's
+ * curve_public_key is set (pm/curve.h). NULL (logged) on failure. */
+pm_client_t *pm_client_new_daemon (void *zctx, const pm_config_t *cfg, const char *daemon, const char *secret_file);
 
 /* A new time-ordered request id ("01JD3...": 48-bit ms + random, Crockford base32). */
 void pm_request_id (char out[27]);
