@@ -265,6 +265,13 @@ pmctl_print_json (cJSON *j, bool pretty)
 
 /* --- one request to one daemon ---------------------------------------------------- */
 
+pm_client_t *
+pmctl_client (const pmctl_t *ctl, void *zctx, const char *daemon)
+{
+    const char *keys = pm_config_get (ctl->cfg, "pmctl", "curve_secret_file", "");
+    return pm_client_new_daemon (zctx, ctl->cfg, daemon, *keys ? keys : NULL);
+}
+
 /* Connects to daemon's command endpoint. NULL (after printing why) if the
  * daemon is not in the config or the endpoint is unusable; *code says which. */
 static pm_client_t *
@@ -276,7 +283,7 @@ s_connect (const pmctl_t *ctl, const char *daemon, const char **endpoint, int *c
         *code = PMCTL_USAGE;
         return NULL;
     }
-    pm_client_t *c = pm_client_new (NULL, *endpoint);
+    pm_client_t *c = pmctl_client (ctl, NULL, daemon);
     if (!c) {
         fprintf (stderr, "pmctl: cannot connect to %s at %s: %s\n", daemon, *endpoint, zmq_strerror (errno));
         *code = PMCTL_USAGE;
@@ -333,7 +340,7 @@ s_fan_out (const pmctl_t *ctl, void *zctx, s_target_t *t, size_t n, const char *
 {
     pm_inflight_t *fl = pm_inflight_new (retry_ms);
     for (size_t i = 0; i < n; i++) {
-        t[i].client = pm_client_new (zctx, t[i].endpoint);
+        t[i].client = pmctl_client (ctl, zctx, t[i].daemon);
         if (!t[i].client) {
             fprintf (stderr, "pmctl: cannot connect to %s at %s: %s\n", t[i].daemon, t[i].endpoint,
                      zmq_strerror (errno));
@@ -1059,6 +1066,14 @@ static const pmctl_command_t s_commands[] = {
       "wiped; a daemon that fell behind the retention does this by itself.\n"
       "  --from UPSTREAM  the daemon whose events DAEMON consumes\n"
       "  --wait SECONDS   wait until the load is done (default 60; 0: do not wait)" },
+    { "keys", pmctl_keys, "NAME [--dir DIR]",
+      "a CurveZMQ key pair for a daemon, pmctl or an integration\n"
+      "\n"
+      "Writes DIR/NAME.key (default ${home}/keys; mode 0600, never overwritten) and\n"
+      "prints its public key with where each part goes: the daemon's\n"
+      "curve_secret_file, the others' curve_public_key for it, and the line for\n"
+      "the allow-list ([general] curve_allow) of the daemons a client talks to.\n"
+      "  --dir DIR  where to write it" },
     { "sync", s_cmd_sync, "[--wait SECONDS]",
       "wait until every committed event is applied\n"
       "\n"

@@ -95,4 +95,12 @@ int pmctl_events (pmctl_t *ctl, int argc, char **argv);
 /* import.c: `pmctl import FILE.csv [--chunk ROWS] [--inflight N]`. */
 int pmctl_import (pmctl_t *ctl, int argc, char **argv);
 
+/* A client of daemon's command endpoint, speaking CurveZMQ with
+ * [pmctl] curve_secret_file when the daemon has a curve_public_key. NULL
+ * (logged) on failure. zctx NULL: a context of its own. */
+pm_client_t *pmctl_client (const pmctl_t *ctl, void *zctx, const char *daemon);
+
+/* keys.c: `pmctl keys NAME [--dir DIR]`. */
+int pmctl_keys (pmctl_t *ctl, int argc, char **argv);
+
 #endif
