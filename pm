@@ -16,6 +16,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BUILD=${PM_BUILD_DIR:-$ROOT/build}
 BUILD_ASAN=${PM_BUILD_ASAN_DIR:-$ROOT/build-asan}
+BUILD_FUZZ=${PM_BUILD_FUZZ_DIR:-$ROOT/build-fuzz}
 export PM_HOME=${PM_HOME:-$ROOT/var}
 mkdir -p "$PM_HOME"
 PM_HOME=$(cd "$PM_HOME" && pwd)
@@ -26,7 +27,7 @@ PACKAGES=(cmake make gcc pkg-config
           libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libev-dev
           libinih-dev libcsv-dev libcjson-dev libsodium-dev libmicrohttpd-dev libcmocka-dev
           libcurl4-openssl-dev libsystemd-dev)
-TEST_PACKAGES=(python3 python3-zmq python3-protobuf protobuf-compiler systemd)
+TEST_PACKAGES=(python3 python3-zmq python3-protobuf protobuf-compiler systemd clang libclang-rt-14-dev)
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'pm: %s\n' "$*" >&2; exit 1; }
@@ -44,13 +45,14 @@ deps() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-build() { # build DIR [cmake args...]
+build() { # build DIR [cmake args...]; PM_TARGET=name builds that target only
     local dir=$1; shift
     if [ ! -f "$dir/CMakeCache.txt" ]; then
         cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
     fi
     local rc=0
-    cmake --build "$dir" -j "$(nproc)" -- --no-print-directory >"$dir/build.log" 2>&1 || rc=$?
+    cmake --build "$dir" -j "$(nproc)" ${PM_TARGET:+--target "$PM_TARGET"} -- --no-print-directory \
+        >"$dir/build.log" 2>&1 || rc=$?
     grep -vE '^\[ *[0-9]+%\]|^Consolidate|^Built target|^-- |^gmake|^make' "$dir/build.log" || true
     [ $rc -eq 0 ] || die "build failed in $dir (full log: $dir/build.log)"
 }
@@ -162,7 +164,10 @@ case "$cmd" in
         build "$BUILD_ASAN" -DPM_SANITIZE=ON
         say "== tests (-fsanitize=address,undefined)"
         (cd "$BUILD_ASAN" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-            ctest --output-on-failure -j 2 "$@") ;;
+            ctest --output-on-failure -j 2 "$@")
+        PM_TARGET=fuzz_all build "$BUILD_FUZZ" -DCMAKE_C_COMPILER=clang -DPM_FUZZ=ON
+        say "== fuzzing (clang + libFuzzer): the kept crash inputs, then a short run of each target"
+        (cd "$BUILD_FUZZ" && ctest --output-on-failure -j 2 -L fuzz) ;;
     help|-h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) die "unknown command '$cmd' (try ./pm help)" ;;
 esac

@@ -47,6 +47,7 @@ struct pm_csv {
     uint64_t line;           /* the line of the next byte */
     bool line_start;         /* the next byte starts a line */
     bool skip_line;          /* dropping the rest of a line after an error */
+    bool cr_pending;         /* the last block ended on a CR that may pair with an LF */
     uint64_t rec_line;       /* the line the current record started on */
     off_t rec_off;           /* where that line starts */
     off_t next_off;          /* where the line after it starts; -1 until known */
@@ -286,7 +287,29 @@ s_step (pm_csv_t *c)
         }
         unsigned char *p = c->buf + c->pos;
         size_t avail = c->len - c->pos;
-        unsigned char *nl = memchr (p, '\n', avail);
+        if (c->cr_pending) { /* the last block ended on CR: an LF now belongs to that line's end */
+            c->cr_pending = false;
+            if (*p == '\n') {
+                c->pos++;
+                if (!c->skip_line && csv_parse (&c->csv, p, 1, s_on_field, s_on_record, c) < 1)
+                    s_resync (c, PM_CSV_QUOTING, true);
+                continue;
+            }
+        }
+        /* A line ends at LF, CRLF, or a lone CR (old Mac exports): libcsv ends
+         * records at all three, so lines are counted the same way. */
+        unsigned char *nl = NULL;
+        for (size_t i = 0; i < avail && !nl; i++)
+            if (p[i] == '\n')
+                nl = p + i;
+            else if (p[i] == '\r') {
+                if (i + 1 < avail)
+                    nl = p + i + (p[i + 1] == '\n');
+                else {
+                    nl = p + i;
+                    c->cr_pending = true; /* an LF may open the next block */
+                }
+            }
         size_t n = nl ? (size_t) (nl - p) + 1 : avail;
         c->pos += n;
         if (c->skip_line) {

@@ -108,6 +108,28 @@ test_crlf (void **state)
     fclose (f);
 }
 
+/* Old Mac exports end lines with a lone CR: libcsv ends records there, and
+ * the lines are counted the same way (found by fuzz_csv). */
+static void
+test_lone_cr_ends_a_line (void **state)
+{
+    static const char data[] = "a,b\r"          /* 1 */
+                               "c,d\r\n"       /* 2 */
+                               "e,f\n"          /* 3 */
+                               "g,\"h\ri\"\r" /* 4-5 */
+                               "j,k";           /* 6 */
+    FILE *f = s_file (data, sizeof data - 1);
+    pm_csv_t *c = pm_csv_new (f, 0);
+    s_expect_record (c, 1, 1, (const char *[]) { "a", "b", NULL });
+    s_expect_record (c, 2, 2, (const char *[]) { "c", "d", NULL });
+    s_expect_record (c, 3, 3, (const char *[]) { "e", "f", NULL });
+    s_expect_record (c, 4, 5, (const char *[]) { "g", "h\ri", NULL });
+    s_expect_record (c, 6, 6, (const char *[]) { "j", "k", NULL });
+    s_expect_end (c);
+    pm_csv_destroy (&c);
+    fclose (f);
+}
+
 /* Collects what the tap sees. */
 typedef struct {
     char data[256];
@@ -271,6 +293,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_quoted_commas_and_newlines_keep_their_lines),
         cmocka_unit_test (test_crlf),
+        cmocka_unit_test (test_lone_cr_ends_a_line),
         cmocka_unit_test (test_bom_skipped_but_tapped),
         cmocka_unit_test (test_broken_rows_cost_only_themselves),
         cmocka_unit_test (test_over_long_field),
