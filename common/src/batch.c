@@ -681,8 +681,21 @@ s_dead_event (pm_daemon_t *d, pm_txn_t *txn, s_item_t *it)
 
 /* One write item in txn. Returns 0, a negative pm_err (the batch failed), or
  * 1 when the batch must be redone (an item needs a nested txn). */
+static int s_apply_item_in (pm_daemon_t *d, pm_ctx_t *ctx, pm_txn_t *txn, s_item_t *it);
+
+/* One item; the scans its handler left open are closed when it returns
+ * (handlers share the batch's transaction, and a cursor is per item). */
 static int
 s_apply_item (pm_daemon_t *d, pm_ctx_t *ctx, pm_txn_t *txn, s_item_t *it)
+{
+    int open = txn->ncursors;
+    int rc = s_apply_item_in (d, ctx, txn, it);
+    pm_txn_close_cursors (txn, open);
+    return rc;
+}
+
+static int
+s_apply_item_in (pm_daemon_t *d, pm_ctx_t *ctx, pm_txn_t *txn, s_item_t *it)
 {
     bool redo = false;
     int status;

@@ -226,13 +226,20 @@ pm_txn_begin_read (pm_txn_t *t, pm_store_t *s)
 
 /* Read txns' cursors must be closed by hand; write txns free theirs, but
  * closing them here too keeps one rule. */
+void
+pm_txn_close_cursors (pm_txn_t *t, int keep)
+{
+    while (t->ncursors > keep)
+        mdb_cursor_close (t->cursors[--t->ncursors]);
+}
+
 static void
 s_close_cursors (pm_txn_t *t)
 {
-    for (int i = 0; i < t->ncursors; i++)
-        if (t->cursors[i])
-            mdb_cursor_close (t->cursors[i]);
-    t->ncursors = 0;
+    pm_txn_close_cursors (t, 0);
+    free (t->cursors);
+    t->cursors = NULL;
+    t->cursors_cap = 0;
 }
 
 int
@@ -443,6 +450,8 @@ s_settle (pm_scan_t *s, int rc)
     }
     else
         s->ok = s_in_bounds (s);
+    if (!s->ok)
+        pm_scan_end (s); /* ran off its end: the cursor goes back at once */
     return s->ok;
 }
 
@@ -454,10 +463,9 @@ s_open (pm_scan_t *s, pm_txn_t *t, int table)
     s->ok = false;
     if (t->err)
         return false;
-    if (t->ncursors == PM_TXN_CURSORS) {
-        pm_error ("store: more than %d scans open in one transaction", PM_TXN_CURSORS);
-        pm_txn_fail (t, PM_EINVAL);
-        return false;
+    if (t->ncursors == t->cursors_cap) {
+        t->cursors_cap = t->cursors_cap ? 2 * t->cursors_cap : 8;
+        t->cursors = pm_xrealloc (t->cursors, (size_t) t->cursors_cap * sizeof *t->cursors);
     }
     int rc = mdb_cursor_open (t->txn, t->store->dbi[table], &s->cur);
     if (rc != 0) {
@@ -600,10 +608,11 @@ pm_scan_end (pm_scan_t *s)
     if (!s->cur)
         return;
     pm_txn_t *t = s->txn;
-    for (int i = 0; i < t->ncursors; i++)
+    for (int i = t->ncursors - 1; i >= 0; i--)
         if (t->cursors[i] == s->cur) {
             mdb_cursor_close (s->cur);
-            t->cursors[i] = t->cursors[--t->ncursors];
+            memmove (&t->cursors[i], &t->cursors[i + 1], (size_t) (t->ncursors - i - 1) * sizeof *t->cursors);
+            t->ncursors--;
             break;
         }
     s->cur = NULL;

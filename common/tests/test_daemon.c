@@ -252,6 +252,32 @@ test_key_refused_by_store_fails_alone (void **state)
         pmt_req_free (reqs[i]);
 }
 
+/* Handlers share the batch's transaction: scans one leaves open are closed
+ * when it returns, so a batch of many is no limit. */
+static void
+test_scans_left_open_do_not_add_up (void **state)
+{
+    fx_t *f = *state;
+    enum { N = 64 };
+    Pm__V1__Request *reqs[N];
+    pm_batch_item_t items[N];
+    for (int i = 0; i < N; i++) {
+        char id[16], actor[16];
+        snprintf (id, sizeof id, "scan-%d", i);
+        snprintf (actor, sizeof actor, "s%02d", i);
+        reqs[i] = pmt_req (id, "test.scan", actor);
+        items[i] = (pm_batch_item_t) { reqs[i], NULL, NULL };
+    }
+    assert_int_equal (pm_daemon_apply (f->d, items, N), PM_OK);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal (items[i].reply->status, PM__V1__STATUS__OK);
+        pmt_req_free (reqs[i]);
+    }
+    char *v = pmt_kv (f->d, "s63");
+    assert_string_equal (v, "scanned");
+    free (v);
+}
+
 static void
 test_second_instance_refused (void **state)
 {
@@ -281,6 +307,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_map_grows_when_full, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_state_survives_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_key_refused_by_store_fails_alone, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_scans_left_open_do_not_add_up, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_second_instance_refused, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

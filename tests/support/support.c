@@ -406,6 +406,16 @@ s_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out)
     return pm_reply (out, PM__V1__STATUS__OK, "%.*s", (int) v.mv_size, (char *) v.mv_data);
 }
 
+/* A read of every kv entry through a scan left open (as a loop left with break does). */
+static int
+s_scan (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out)
+{
+    pm_scan_t s;
+    pm_scan_prefix (&s, txn, PMT_KV, NULL);
+    pm_txn_put (txn, PMT_KV, req->actor, strlen (req->actor), "scanned", 7);
+    return pm_reply (out, PM__V1__STATUS__OK, "scanning");
+}
+
 static int
 s_fire (pm_ctx_t *ctx, pm_txn_t *txn, const char *key, const void *payload, size_t plen, pm_out_t *out)
 {
@@ -456,7 +466,8 @@ static const pm_route_t s_pub_routes[] = {
     { "test.put", s_put, PM_ROUTE_WRITE },       { "test.fail", s_fail, PM_ROUTE_WRITE },
     { "test.failw", s_failw, PM_ROUTE_WRITE },   { "test.timer", s_timer, PM_ROUTE_WRITE },
     { "test.cancel", s_cancel, PM_ROUTE_WRITE }, { "test.big", s_big, PM_ROUTE_WRITE },
-    { "test.get", s_get, PM_ROUTE_READ },        { NULL, NULL, 0 },
+    { "test.get", s_get, PM_ROUTE_READ },        { "test.scan", s_scan, PM_ROUTE_WRITE },
+    { NULL, NULL, 0 },
 };
 static const pm_timer_route_t s_timers[] = { { "test.fire", s_fire }, { NULL, NULL } };
 static const pm_route_t s_no_routes[] = { { NULL, NULL, 0 } };

@@ -96,7 +96,8 @@ enum { PMT_KV = PM_DB_FIRST_DOMAIN, PMT_NTABLES };
  * "test.put" with unit_id = actor), test.fail (INVALID, writes nothing),
  * test.failw (writes, then CONFLICT), test.timer (sets timer "test.fire" for
  * key actor at now + 1h; moves it when set again), test.cancel (cancels it),
- * test.big (writes a 16 KiB value under actor), test.get (a read: kv[actor]).
+ * test.big (writes a 16 KiB value under actor), test.get (a read: kv[actor]),
+ * test.scan (writes kv[actor] after opening a scan it never ends).
  * Timer "test.fire" writes kv["fired:KEY"] = payload and emits test.fired;
  * for key "boom" it fails after writing. Its snapshot is one "test.put" event
  * per kv entry. */

@@ -39,8 +39,6 @@ enum {
     PM_DB_FIRST_DOMAIN, /* domain tables follow, in the order given to pm_store_open */
 };
 
-#define PM_TXN_CURSORS 8
-
 typedef struct {
     MDB_txn *txn;
     pm_store_t *store;
@@ -48,8 +46,8 @@ typedef struct {
     unsigned writes;    /* puts and dels done through this txn */
     bool rdonly;
     pm_arena_t *arena;  /* where typed reads and scans decode messages (the runtime sets it) */
-    MDB_cursor *cursors[PM_TXN_CURSORS]; /* scans' cursors, closed when the txn ends */
-    int ncursors;
+    MDB_cursor **cursors; /* scans' cursors, closed when the txn ends (or by pm_txn_close_cursors) */
+    int ncursors, cursors_cap;
 } pm_txn_t;
 
 /* mkdir -p dir (mode 0750). PM_OK, or PM_EIO with errno set. */
@@ -88,6 +86,9 @@ int pm_txn_del (pm_txn_t *t, int table, const void *key, size_t klen);
 int pm_txn_fail (pm_txn_t *t, int err);
 /* Entries in a table as seen by this txn. */
 size_t pm_txn_count (pm_txn_t *t, int table);
+/* Closes the cursors opened after the first `keep` (the runtime calls it
+ * after each handler). The number open is t->ncursors. */
+void pm_txn_close_cursors (pm_txn_t *t, int keep);
 /* Empties a table (a projection being rebuilt). */
 int pm_txn_clear (pm_txn_t *t, int table);
 
@@ -118,8 +119,10 @@ bool pm_txn_has (pm_txn_t *t, int table, const pm_key_t *k);
  *       if (pm_scan_msg (&s, &defect__descriptor, &d) == PM_OK) ...
  *   }
  *
- * The cursor belongs to the txn and is closed when the txn ends, so leaving
- * the loop with break (or return) is safe; pm_scan_end closes it earlier.
+ * The cursor belongs to the txn: it is given back when the scan runs off its
+ * end, and closed when the txn ends (the runtime also closes what a handler
+ * left open when the handler returns), so leaving the loop with break (or
+ * return) is safe; pm_scan_end gives it back earlier.
  * A cursor error is kept as the txn's first error and ends the scan. */
 typedef struct {
     pm_txn_t *txn;
