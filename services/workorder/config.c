@@ -10,7 +10,8 @@
  *
  * Durations: "30m", "24h", "90s" are exact; whole days ("3d") run to the end
  * of the local day that many days after the start's day, so "土建 within 3
- * days" of a report on Monday 16:00 is due at Thursday 24:00 local time. */
+ * days" of a report on Monday 16:00 is due at Thursday 23:59:59.999 local
+ * time (and counts for Thursday in the KPIs). */
 #define _GNU_SOURCE
 #include "workorder.h"
 #include "pm/csv.h"
@@ -339,8 +340,8 @@ wo_window_parse (const workorder_t *wo, const char *s, int64_t *from_ms, int64_t
 int64_t
 wo_deadline (const workorder_t *wo, int64_t start_ms, wo_dur_t d)
 {
-    if (d.days > 0)
-        return wo_day_start (wo, wo_day (wo, start_ms) + d.days + 1);
+    if (d.days > 0) /* the last ms of the local day d.days after the start's */
+        return wo_day_start (wo, wo_day (wo, start_ms) + d.days + 1) - 1;
     return d.ms > 0 ? start_ms + d.ms : 0;
 }
 

@@ -151,7 +151,7 @@ const char *wo_date_format (int64_t day, char *buf, size_t size);
 char *wo_local_time (pm_arena_t *a, const workorder_t *wo, int64_t ms);
 /* "2026-12-05 14:00-18:00" (local) -> [from, to) in ms; false when not that shape. */
 bool wo_window_parse (const workorder_t *wo, const char *s, int64_t *from_ms, int64_t *to_ms);
-/* start + d: exact for ms, the end of the local day d.days later for days; 0 for none. */
+/* start + d: exact for ms, the last ms of the local day d.days later for days; 0 for none. */
 int64_t wo_deadline (const workorder_t *wo, int64_t start_ms, wo_dur_t d);
 /* An order's respond-by and complete-by from its category, priority and the
  * owner's preferred window (pref 0: none); defect_deadline_ms (0: none) is a
