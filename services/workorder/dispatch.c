@@ -136,6 +136,7 @@ wo_choose (pm_ctx_t *ctx, pm_txn_t *txn, const char *estate, const char *skill, 
             best_last = last;
         }
     }
+    pm_scan_end (&s);
     if (!best && why)
         *why = pm_arena_printf (ctx->arena, "no technician on shift with the '%s' skill covers %s%s%s%s", skill, estate,
                                 *off ? " (off shift: " : "", off, *off ? ")" : "");
@@ -154,6 +155,7 @@ s_fit_list (pm_ctx_t *ctx, pm_txn_t *txn, const char *estate, const char *skill)
             && !wo_tech_unfit (ctx, sr->tech, estate, skill))
             s = pm_arena_printf (ctx->arena, "%s%s%s", s, *s ? ", " : "", sr->tech->technician);
     }
+    pm_scan_end (&sc);
     return *s ? s : "none";
 }
 
@@ -213,6 +215,7 @@ wo_dispatch_waiting (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const Pm__V1__
             if (pm_key_parse (s.key.mv_data, s.key.mv_size, "s", &e) == PM_OK)
                 wo_strv_push (ctx->arena, &estates, &nest, e);
         }
+        pm_scan_end (&s);
     }
     else {
         estates = t->estates;

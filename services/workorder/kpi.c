@@ -127,6 +127,7 @@ s_estate_rows (pm_ctx_t *ctx, pm_txn_t *txn, const char *estate, const char *gro
             if (pm_scan_msg (&s, &pm__workorder__kpi_counts__descriptor, &c) == PM_OK)
                 s_sum (r, c);
         }
+        pm_scan_end (&s);
         if (*n == *cap) {
             *cap = *cap ? *cap * 2 : 16;
             Pm__V1__KpiRow **nv = pm_arena_alloc (ctx->arena, *cap * sizeof *nv);
@@ -158,6 +159,7 @@ s_estate_rows (pm_ctx_t *ctx, pm_txn_t *txn, const char *estate, const char *gro
         }
         s_sum (r, c);
     }
+    pm_scan_end (&s);
 }
 
 int
@@ -203,6 +205,7 @@ wo_on_kpi (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *o
             if (pm_key_parse (s.key.mv_data, s.key.mv_size, "s", &e) == PM_OK)
                 s_estate_rows (ctx, txn, pm_arena_strdup (ctx->arena, e), group, from, to, &r->rows, &r->n_rows, &cap);
         }
+        pm_scan_end (&s);
     }
     r->total = s_row (ctx, *b->estate_id ? b->estate_id : "", "");
     for (size_t i = 0; i < r->n_rows; i++) {
@@ -280,4 +283,5 @@ wo_gauges (pm_ctx_t *ctx, pm_txn_t *txn)
         pm_gauge (m, "workorder_satisfaction_mean", l, "Owners' mean satisfaction (1-5) over the last 30 local days",
                   r->mean_satisfaction);
     }
+    pm_scan_end (&s);
 }

@@ -67,6 +67,7 @@ wo_on_unit_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out
         r->orders[r->n_orders++] = w.o;
         r->open_orders += wo_is_active (w.o->state);
     }
+    pm_scan_end (&s);
     if (!u && !r->n_orders)
         return pm_reply (out, PM__V1__STATUS__NOT_FOUND,
                          "unit_id: workorder knows no unit '%s' and has no orders for it (expected e.g. E01/3-1201)",
@@ -164,6 +165,7 @@ wo_queues (pm_ctx_t *ctx, pm_txn_t *txn, uint32_t limit, Pm__V1__OpsQueuesReply 
             pm_queue_add (queue, s_item (ctx, q, &w, since));
             n++;
         }
+        pm_scan_end (&s);
     }
 }
 
@@ -189,5 +191,6 @@ wo_snapshot (pm_ctx_t *ctx, pm_txn_t *txn, pm_snapshot_t *snap)
         if (!pm_snapshot_add (snap, ev, s.key.mv_data, s.key.mv_size))
             break;
     }
+    pm_scan_end (&s);
     return PM_OK;
 }

@@ -99,11 +99,14 @@ wo_team_lead (pm_ctx_t *ctx, pm_txn_t *txn, const char *team, const char *estate
             || strcmp (sr->tech->role, "lead") != 0)
             continue;
         const char *who = pm_arena_printf (ctx->arena, "%s %s", sr->tech->technician, sr->tech->name);
-        if (*team && strcmp (sr->tech->team, team) == 0)
+        if (*team && strcmp (sr->tech->team, team) == 0) {
+            pm_scan_end (&s);
             return who;
+        }
         if (!*covering && s_covers (sr->tech, estate))
             covering = who;
     }
+    pm_scan_end (&s);
     return covering;
 }
 
@@ -118,6 +121,7 @@ wo_staff_list (pm_ctx_t *ctx, pm_txn_t *txn, const char *estate)
             && s_covers (sr->tech, estate))
             s = pm_arena_printf (ctx->arena, "%s%s%s", s, *s ? ", " : "", sr->tech->technician);
     }
+    pm_scan_end (&sc);
     return *s ? s : "none";
 }
 
@@ -261,6 +265,7 @@ wo_on_staff_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_ou
             continue;
         r->technicians[r->n_technicians++] = s_shown (ctx, txn, sr->tech, sr->from_file);
     }
+    pm_scan_end (&s);
     if (*b->technician && !r->n_technicians)
         return pm_reply (out, PM__V1__STATUS__NOT_FOUND, "technician: no technician '%s'", b->technician);
     pm_reply_body (out, &r->base);
