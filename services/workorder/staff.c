@@ -241,9 +241,9 @@ wo_on_staff_set (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_ou
     wo_dispatch_waiting (ctx, txn, out, t, 100, &r->assigned, &r->n_assigned);
     r->technician = s_shown (ctx, txn, t, false);
     pm_reply_body (out, &r->base);
-    return pm_reply (out, PM__V1__STATUS__OK, "technician %s %s %s (team %s, %s)%s%zu waiting order%s taken",
+    return pm_reply (out, PM__V1__STATUS__OK, "technician %s %s %s (team %s, %s); %zu waiting order%s taken",
                      t->technician, t->name, old ? "changed" : "added", t->team, t->on_shift ? "on shift" : "off shift",
-                     r->n_assigned ? "; " : "; ", r->n_assigned, r->n_assigned == 1 ? "" : "s");
+                     r->n_assigned, r->n_assigned == 1 ? "" : "s");
 }
 
 int
