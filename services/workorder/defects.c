@@ -83,8 +83,8 @@ wo_on_defect_recorded (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Event *ev, pm
     }
     wo_kpi_t k = { .created = 1 };
     wo_kpi_add (ctx, txn, o, ctx->now_ms, &k);
-    wo_order_save (ctx, txn, out, &w, "workorder.order.created");
-    wo_dispatch (ctx, txn, out, &w);
+    wo_emit_order (out, txn, o, "workorder.order.created");
+    wo_dispatch (ctx, txn, out, &w); /* saves it: assigned, or waiting */
     return pm_reply (out, PM__V1__STATUS__OK, "defect %s: order %s (%s)", d->defect_id, o->order_id,
                      wo_state_name (o->state));
 }

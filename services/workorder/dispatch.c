@@ -45,10 +45,10 @@ wo_estate_mode (pm_ctx_t *ctx, pm_txn_t *txn, const char *estate)
     return wo->dispatch_default;
 }
 
-/* --- loads ----------------------------------------------------------------------------------- */
+/* --- loads and the pick index ------------------------------------------------------------ */
 
 void
-wo_load_get (pm_ctx_t *ctx, pm_txn_t *txn, const char *tech, uint32_t *open, int64_t *last_ms)
+wo_load_get (pm_txn_t *txn, const char *tech, uint32_t *open, int64_t *last_ms)
 {
     Pm__Workorder__LoadRecord *l;
     pm_key_t k;
@@ -60,17 +60,47 @@ wo_load_get (pm_ctx_t *ctx, pm_txn_t *txn, const char *tech, uint32_t *open, int
     }
 }
 
+static void
+s_pick (pm_txn_t *txn, const Pm__V1__Technician *t, uint32_t open, int64_t last, bool add)
+{
+    if (!t->on_shift)
+        return;
+    pm_key_t k;
+    for (size_t e = 0; e < t->n_estates; e++)
+        for (size_t s = 0; s < t->n_skills; s++) {
+            pm_key (&k, "ssuts", t->estates[e], t->skills[s], open, last, t->technician);
+            if (add)
+                pm_txn_put_key (txn, WO_PICK, &k, "", 0);
+            else
+                pm_txn_del_key (txn, WO_PICK, &k);
+        }
+}
+
+void
+wo_pick_index (pm_txn_t *txn, const Pm__V1__Technician *t, bool add)
+{
+    uint32_t open;
+    int64_t last;
+    wo_load_get (txn, t->technician, &open, &last);
+    s_pick (txn, t, open, last, add);
+}
+
 void
 wo_load_add (pm_ctx_t *ctx, pm_txn_t *txn, const char *tech, int delta)
 {
     Pm__Workorder__LoadRecord l = PM__WORKORDER__LOAD_RECORD__INIT;
     uint32_t open;
-    wo_load_get (ctx, txn, tech, &open, &l.last_assigned_ms);
+    wo_load_get (txn, tech, &open, &l.last_assigned_ms);
+    Pm__V1__Technician *t = wo_tech_get (txn, tech, NULL); /* NULL: removed since */
+    if (t)
+        s_pick (txn, t, open, l.last_assigned_ms, false);
     l.open = delta < 0 && open < (uint32_t) -delta ? 0 : (uint32_t) ((int64_t) open + delta);
     if (delta > 0)
         l.last_assigned_ms = ctx->now_ms;
     pm_key_t k;
     pm_txn_put_msg (txn, WO_LOADS, pm_key (&k, "s", tech), &l.base);
+    if (t)
+        s_pick (txn, t, l.open, l.last_assigned_ms, true);
 }
 
 /* --- who fits ------------------------------------------------------------------------------- */
@@ -107,12 +137,50 @@ wo_tech_unfit (pm_ctx_t *ctx, const Pm__V1__Technician *t, const char *estate, c
     return NULL;
 }
 
+/* The first pick entry under (estate, skill): its key's tail after the
+ * prefix (load, last assignment, id: byte order is the choice's order). */
+static bool
+s_first (pm_txn_t *txn, const char *estate, const char *skill, MDB_val *tail, size_t *plen)
+{
+    pm_key_t k;
+    pm_key (&k, "ss", estate, skill);
+    pm_scan_t s;
+    bool ok = pm_scan_prefix (&s, txn, WO_PICK, &k);
+    if (ok) {
+        *plen = k.len;
+        tail->mv_data = (char *) s.key.mv_data + k.len;
+        tail->mv_size = s.key.mv_size - k.len;
+    }
+    pm_scan_end (&s);
+    return ok;
+}
+
+static int
+s_tail_cmp (const MDB_val *a, const MDB_val *b)
+{
+    size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+    int c = memcmp (a->mv_data, b->mv_data, n);
+    return c ? c : (a->mv_size > b->mv_size) - (a->mv_size < b->mv_size);
+}
+
 Pm__V1__Technician *
 wo_choose (pm_ctx_t *ctx, pm_txn_t *txn, const char *estate, const char *skill, const char **why)
 {
-    Pm__V1__Technician *best = NULL;
-    uint32_t best_open = 0;
-    int64_t best_last = 0;
+    MDB_val a, b;
+    size_t la, lb;
+    bool ha = s_first (txn, estate, skill, &a, &la), hb = s_first (txn, "*", skill, &b, &lb);
+    if (ha || hb) {
+        const MDB_val *best = ha && (!hb || s_tail_cmp (&a, &b) <= 0) ? &a : &b;
+        const char *id;
+        if (pm_key_parse (best->mv_data, best->mv_size, "uts", NULL, NULL, &id) == PM_OK) {
+            Pm__V1__Technician *t = wo_tech_get (txn, pm_arena_strdup (ctx->arena, id), NULL);
+            if (t)
+                return t;
+        }
+    }
+    if (!why)
+        return NULL;
+    /* nobody: say who has the skill here but is off shift */
     char *off = "";
     pm_scan_t s;
     for (pm_scan_prefix (&s, txn, WO_STAFF, NULL); s.ok; pm_scan_next (&s)) {
@@ -120,27 +188,14 @@ wo_choose (pm_ctx_t *ctx, pm_txn_t *txn, const char *estate, const char *skill, 
         if (pm_scan_msg (&s, &pm__workorder__staff_record__descriptor, &sr) != PM_OK || !sr->tech)
             continue;
         Pm__V1__Technician *t = sr->tech;
-        if (wo_tech_unfit (ctx, t, estate, skill)) {
-            if (!t->on_shift && s_has (t->skills, t->n_skills, skill)
-                && (s_has (t->estates, t->n_estates, estate) || s_has (t->estates, t->n_estates, "*")))
-                off = pm_arena_printf (ctx->arena, "%s%s%s", off, *off ? ", " : "", t->technician);
-            continue;
-        }
-        uint32_t open;
-        int64_t last;
-        wo_load_get (ctx, txn, t->technician, &open, &last);
-        /* the scan is in id order: a later one wins only when strictly better */
-        if (!best || open < best_open || (open == best_open && last < best_last)) {
-            best = t;
-            best_open = open;
-            best_last = last;
-        }
+        if (!t->on_shift && s_has (t->skills, t->n_skills, skill)
+            && (s_has (t->estates, t->n_estates, estate) || s_has (t->estates, t->n_estates, "*")))
+            off = pm_arena_printf (ctx->arena, "%s%s%s", off, *off ? ", " : "", t->technician);
     }
     pm_scan_end (&s);
-    if (!best && why)
-        *why = pm_arena_printf (ctx->arena, "no technician on shift with the '%s' skill covers %s%s%s%s", skill, estate,
-                                *off ? " (off shift: " : "", off, *off ? ")" : "");
-    return best;
+    *why = pm_arena_printf (ctx->arena, "no technician on shift with the '%s' skill covers %s%s%s%s", skill, estate,
+                            *off ? " (off shift: " : "", off, *off ? ")" : "");
+    return NULL;
 }
 
 /* Technicians that fit now, for a refusal's message: "T01, T03" or "none". */
@@ -193,7 +248,7 @@ wo_dispatch (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, wo_order_t *w)
         waiting = pm_arena_printf (ctx->arena, "%s is open for claiming (抢单): workorder.claim", o->estate_id);
     else
         waiting = pm_arena_printf (ctx->arena, "%s dispatches by hand: workorder.assign", o->estate_id);
-    if (strcmp (waiting, w->rec->waiting) == 0)
+    if (!w->is_new && strcmp (waiting, w->rec->waiting) == 0)
         return txn->err;
     w->rec->waiting = (char *) waiting;
     return wo_order_save (ctx, txn, out, w, NULL);
@@ -260,7 +315,7 @@ s_tech (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const char *id, const char 
                         wo_staff_list (ctx, txn, estate));
         return NULL;
     }
-    Pm__V1__Technician *t = wo_tech_get (ctx, txn, id, NULL);
+    Pm__V1__Technician *t = wo_tech_get (txn, id, NULL);
     if (!t)
         *st = pm_reply (out, PM__V1__STATUS__NOT_FOUND, "technician: no technician '%s'; technicians covering %s: %s",
                         id, estate, wo_staff_list (ctx, txn, estate));

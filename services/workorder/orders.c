@@ -208,6 +208,18 @@ s_count (pm_arena_t *a, uint64_t **v, size_t *n, size_t i, int64_t d)
 }
 
 int
+wo_emit_order (pm_out_t *out, pm_txn_t *txn, Pm__V1__WorkOrder *o, const char *type)
+{
+    Pm__V1__Event ev = PM__V1__EVENT__INIT;
+    ev.type = (char *) type;
+    ev.estate_id = o->estate_id;
+    ev.unit_id = o->unit_id;
+    ev.payload_case = PM__V1__EVENT__PAYLOAD_ORDER;
+    ev.order = o;
+    return pm_emit (out, txn, &ev);
+}
+
+int
 wo_order_save (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, wo_order_t *w, const char *type)
 {
     Pm__Workorder__OrderRecord *rec = w->rec;
@@ -269,15 +281,8 @@ wo_order_save (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, wo_order_t *w, const
         if (*o->defect_id)
             pm_txn_put_key (txn, WO_BY_DEFECT, pm_key (&k, "s", o->defect_id), o->order_id, strlen (o->order_id));
     }
-    if (type) {
-        Pm__V1__Event ev = PM__V1__EVENT__INIT;
-        ev.type = (char *) type;
-        ev.estate_id = o->estate_id;
-        ev.unit_id = o->unit_id;
-        ev.payload_case = PM__V1__EVENT__PAYLOAD_ORDER;
-        ev.order = o;
-        pm_emit (out, txn, &ev);
-    }
+    if (type)
+        wo_emit_order (out, txn, o, type);
     w->old_state = o->state;
     w->old_queues = q;
     w->is_new = false;
@@ -474,8 +479,8 @@ wo_on_create (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t
     }
     wo_kpi_t k = { .created = 1 };
     wo_kpi_add (ctx, txn, o, ctx->now_ms, &k);
-    wo_order_save (ctx, txn, out, &w, "workorder.order.created");
-    wo_dispatch (ctx, txn, out, &w);
+    wo_emit_order (out, txn, o, "workorder.order.created");
+    wo_dispatch (ctx, txn, out, &w); /* saves it: assigned, or waiting */
     wo_reply_order (ctx, out, o);
     return pm_reply (out, PM__V1__STATUS__OK, "%s created (%s %s): respond by %s, complete by %s; %s", o->order_id,
                      c->id, c->name, o->respond_by_ms ? wo_local_time (ctx->arena, wo, o->respond_by_ms) : "-",

@@ -30,6 +30,57 @@ s_covers (const Pm__V1__Technician *t, const char *estate)
     return s_has (t->estates, t->n_estates, estate) || s_has (t->estates, t->n_estates, "*");
 }
 
+/* Writes the team's lead to the teams table (the first lead by id), or
+ * removes the team when it has none. Scans the staff: only on staff changes. */
+static void
+s_team_update (pm_txn_t *txn, const char *team)
+{
+    if (!*team)
+        return;
+    pm_key_t k;
+    pm_scan_t s;
+    char *lead = NULL;
+    for (pm_scan_prefix (&s, txn, WO_STAFF, NULL); s.ok && !lead; pm_scan_next (&s)) {
+        Pm__Workorder__StaffRecord *sr;
+        if (pm_scan_msg (&s, &pm__workorder__staff_record__descriptor, &sr) == PM_OK && sr->tech
+            && strcmp (sr->tech->role, "lead") == 0 && strcmp (sr->tech->team, team) == 0)
+            lead = pm_arena_printf (txn->arena, "%s %s", sr->tech->technician, sr->tech->name);
+    }
+    pm_scan_end (&s);
+    pm_key (&k, "s", team);
+    if (lead)
+        pm_txn_put_key (txn, WO_TEAMS, &k, lead, strlen (lead));
+    else
+        pm_txn_del_key (txn, WO_TEAMS, &k);
+}
+
+/* Writes technician t (from the file or not) over what was stored, keeping
+ * the pick index and the teams' leads in step. old: as stored, or NULL. */
+static void
+s_staff_put (pm_txn_t *txn, const Pm__V1__Technician *old, Pm__V1__Technician *t, bool from_file)
+{
+    pm_key_t k;
+    if (old)
+        wo_pick_index (txn, old, false);
+    Pm__Workorder__StaffRecord sr = PM__WORKORDER__STAFF_RECORD__INIT;
+    sr.tech = t;
+    sr.from_file = from_file;
+    pm_txn_put_msg (txn, WO_STAFF, pm_key (&k, "s", t->technician), &sr.base);
+    wo_pick_index (txn, t, true);
+    if (old && strcmp (old->team, t->team) != 0)
+        s_team_update (txn, old->team);
+    s_team_update (txn, t->team);
+}
+
+static void
+s_staff_del (pm_txn_t *txn, const Pm__V1__Technician *old)
+{
+    pm_key_t k;
+    wo_pick_index (txn, old, false);
+    pm_txn_del_key (txn, WO_STAFF, pm_key (&k, "s", old->technician));
+    s_team_update (txn, old->team);
+}
+
 int
 wo_staff_apply_file (pm_store_t *store, workorder_t *wo)
 {
@@ -44,7 +95,7 @@ wo_staff_apply_file (pm_store_t *store, workorder_t *wo)
         return PM_OK;
     }
     /* technicians an earlier file brought and this one does not name */
-    char **gone = NULL;
+    Pm__V1__Technician **gone = NULL;
     size_t ngone = 0;
     pm_scan_t s;
     for (pm_scan_prefix (&s, &t, WO_STAFF, NULL); s.ok; pm_scan_next (&s)) {
@@ -54,19 +105,19 @@ wo_staff_apply_file (pm_store_t *store, workorder_t *wo)
         bool named = false;
         for (size_t i = 0; i < wo->nstaff && !named; i++)
             named = strcmp (wo->staff[i]->technician, sr->tech->technician) == 0;
-        if (!named)
-            wo_strv_push (a, &gone, &ngone, sr->tech->technician);
+        if (!named) {
+            Pm__V1__Technician **nv = pm_arena_alloc (a, (ngone + 1) * sizeof *nv);
+            if (ngone)
+                memcpy (nv, gone, ngone * sizeof *nv);
+            nv[ngone++] = sr->tech;
+            gone = nv;
+        }
     }
     pm_scan_end (&s);
-    pm_key_t k;
     for (size_t i = 0; i < ngone; i++)
-        pm_txn_del_key (&t, WO_STAFF, pm_key (&k, "s", gone[i]));
-    for (size_t i = 0; i < wo->nstaff; i++) {
-        Pm__Workorder__StaffRecord sr = PM__WORKORDER__STAFF_RECORD__INIT;
-        sr.tech = wo->staff[i];
-        sr.from_file = true;
-        pm_txn_put_msg (&t, WO_STAFF, pm_key (&k, "s", wo->staff[i]->technician), &sr.base);
-    }
+        s_staff_del (&t, gone[i]);
+    for (size_t i = 0; i < wo->nstaff; i++)
+        s_staff_put (&t, wo_tech_get (&t, wo->staff[i]->technician, NULL), wo->staff[i], true);
     pm_meta_put_u64 (&t, "staff_file_hash", wo->staff_hash);
     int rc = pm_txn_commit (&t);
     pm_arena_destroy (&a);
@@ -76,7 +127,7 @@ wo_staff_apply_file (pm_store_t *store, workorder_t *wo)
 }
 
 Pm__V1__Technician *
-wo_tech_get (pm_ctx_t *ctx, pm_txn_t *txn, const char *id, bool *from_file)
+wo_tech_get (pm_txn_t *txn, const char *id, bool *from_file)
 {
     Pm__Workorder__StaffRecord *sr;
     pm_key_t k;
@@ -91,20 +142,21 @@ wo_tech_get (pm_ctx_t *ctx, pm_txn_t *txn, const char *id, bool *from_file)
 const char *
 wo_team_lead (pm_ctx_t *ctx, pm_txn_t *txn, const char *team, const char *estate)
 {
+    pm_key_t k;
+    MDB_val v;
+    if (*team && pm_txn_get_key (txn, WO_TEAMS, pm_key (&k, "s", team), &v) == PM_OK) {
+        char *lead = pm_arena_alloc (ctx->arena, v.mv_size + 1);
+        memcpy (lead, v.mv_data, v.mv_size);
+        return lead;
+    }
+    /* no team (never assigned), or a team without a lead: a lead covering the estate */
     const char *covering = "";
     pm_scan_t s;
-    for (pm_scan_prefix (&s, txn, WO_STAFF, NULL); s.ok; pm_scan_next (&s)) {
+    for (pm_scan_prefix (&s, txn, WO_STAFF, NULL); s.ok && !*covering; pm_scan_next (&s)) {
         Pm__Workorder__StaffRecord *sr;
-        if (pm_scan_msg (&s, &pm__workorder__staff_record__descriptor, &sr) != PM_OK || !sr->tech
-            || strcmp (sr->tech->role, "lead") != 0)
-            continue;
-        const char *who = pm_arena_printf (ctx->arena, "%s %s", sr->tech->technician, sr->tech->name);
-        if (*team && strcmp (sr->tech->team, team) == 0) {
-            pm_scan_end (&s);
-            return who;
-        }
-        if (!*covering && s_covers (sr->tech, estate))
-            covering = who;
+        if (pm_scan_msg (&s, &pm__workorder__staff_record__descriptor, &sr) == PM_OK && sr->tech
+            && strcmp (sr->tech->role, "lead") == 0 && s_covers (sr->tech, estate))
+            covering = pm_arena_printf (ctx->arena, "%s %s", sr->tech->technician, sr->tech->name);
     }
     pm_scan_end (&s);
     return covering;
@@ -129,7 +181,7 @@ wo_staff_list (pm_ctx_t *ctx, pm_txn_t *txn, const char *estate)
 static Pm__V1__Technician *
 s_shown (pm_ctx_t *ctx, pm_txn_t *txn, Pm__V1__Technician *t, bool from_file)
 {
-    wo_load_get (ctx, txn, t->technician, &t->open_orders, &t->last_assigned_ms);
+    wo_load_get (txn, t->technician, &t->open_orders, &t->last_assigned_ms);
     t->origin = from_file ? "file" : "staff.set";
     return t;
 }
@@ -153,22 +205,21 @@ wo_on_staff_set (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_ou
     if (!s_id_ok (b->technician))
         return pm_reply (out, PM__V1__STATUS__INVALID,
                          "technician '%s': expected a short id of letters, digits, '_' or '-', e.g. T05", b->technician);
-    pm_key_t k;
     bool from_file = false;
-    Pm__V1__Technician *old = wo_tech_get (ctx, txn, b->technician, &from_file);
+    Pm__V1__Technician *old = wo_tech_get (txn, b->technician, &from_file);
     if (b->remove) {
         if (!old)
             return pm_reply (out, PM__V1__STATUS__NOT_FOUND, "technician: no technician '%s' to remove",
                              b->technician);
         uint32_t open;
         int64_t last;
-        wo_load_get (ctx, txn, b->technician, &open, &last);
+        wo_load_get (txn, b->technician, &open, &last);
         if (open)
             return pm_reply (out, PM__V1__STATUS__CONFLICT,
                              "technician %s holds %u order%s assigned or in progress; reassign them first "
                              "(workorder.assign) or let them finish, then remove",
                              b->technician, open, open == 1 ? "" : "s");
-        pm_txn_del_key (txn, WO_STAFF, pm_key (&k, "s", b->technician));
+        s_staff_del (txn, old);
         Pm__V1__WorkorderStaffSetReply *r = pm_arena_alloc (ctx->arena, sizeof *r);
         pm__v1__workorder_staff_set_reply__init (r);
         r->technician = old;
@@ -231,10 +282,7 @@ wo_on_staff_set (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_ou
     t->open_orders = 0;
     t->last_assigned_ms = 0;
     t->origin = "";
-    Pm__Workorder__StaffRecord sr = PM__WORKORDER__STAFF_RECORD__INIT;
-    sr.tech = t;
-    sr.from_file = false;
-    pm_txn_put_msg (txn, WO_STAFF, pm_key (&k, "s", t->technician), &sr.base);
+    s_staff_put (txn, old, t, false);
 
     Pm__V1__WorkorderStaffSetReply *r = pm_arena_alloc (ctx->arena, sizeof *r);
     pm__v1__workorder_staff_set_reply__init (r);

@@ -10,6 +10,10 @@
  *   by_defect    s(defect_id)                -> order id (the defect's order)
  *   staff        s(technician)               -> pm.workorder.StaffRecord
  *   loads        s(technician)               -> pm.workorder.LoadRecord
+ *   pick         s(estate|*) s(skill) u(open) t(last assigned) s(technician) -> ""
+ *                the technicians on shift by load: the first entry under
+ *                (estate, skill) is the one automatic dispatch picks
+ *   teams        s(team)                     -> its lead, "T01 王建国"
  *   estates      s(estate)                   -> pm.workorder.EstateRecord (dispatch.set)
  *   stats        s(estate)                   -> pm.workorder.StatsRecord
  *   kpi          s(estate) s(group) s(value) u(local day) -> pm.workorder.KpiCounts
@@ -31,6 +35,8 @@ enum {
     WO_BY_DEFECT,
     WO_STAFF,
     WO_LOADS,
+    WO_PICK,
+    WO_TEAMS,
     WO_ESTATES,
     WO_STATS,
     WO_KPI,
@@ -177,6 +183,9 @@ void wo_order_new (pm_ctx_t *ctx, pm_txn_t *txn, const char *estate, wo_order_t 
  * cancelled), indexes; then emits `type` (NULL: none) with the whole order.
  * Returns the txn's error state (PM_OK). */
 int wo_order_save (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, wo_order_t *w, const char *type);
+/* Emits `type` with the whole order as it is now (a new order's created
+ * event goes out before its dispatch saves it). */
+int wo_emit_order (pm_out_t *out, pm_txn_t *txn, Pm__V1__WorkOrder *o, const char *type);
 /* Sets the reply body to the order (arena copy not needed: borrowed). */
 void wo_reply_order (pm_ctx_t *ctx, pm_out_t *out, const Pm__V1__WorkOrder *o);
 /* The state's name, and what may be done from it (for CONFLICT replies). */
@@ -219,17 +228,21 @@ const char *wo_tech_unfit (pm_ctx_t *ctx, const Pm__V1__Technician *t, const cha
 Pm__V1__Technician *wo_choose (pm_ctx_t *ctx, pm_txn_t *txn, const char *estate, const char *skill, const char **why);
 /* Gives w to t (ASSIGNED; team and team lead from the staff; how: manual, auto, claim). */
 void wo_assign_to (pm_ctx_t *ctx, pm_txn_t *txn, wo_order_t *w, const Pm__V1__Technician *t, const char *how);
-/* Dispatches an OPEN order by its estate's mode: auto assigns it when a
- * technician fits (emits .assigned), otherwise notes why it waits. */
+/* Dispatches an OPEN order by its estate's mode and saves it (a new one
+ * too): auto assigns it when a technician fits (emits .assigned), otherwise
+ * notes why it waits. */
 int wo_dispatch (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, wo_order_t *w);
 /* Orders waiting in automatic estates that t can take now go to the least
  * loaded fit technician; their ids are appended to *ids (arena). At most max. */
 void wo_dispatch_waiting (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const Pm__V1__Technician *t, size_t max,
                           char ***ids, size_t *n);
 /* The technician's load, as stored (zeroes when none). */
-void wo_load_get (pm_ctx_t *ctx, pm_txn_t *txn, const char *tech, uint32_t *open, int64_t *last_ms);
+void wo_load_get (pm_txn_t *txn, const char *tech, uint32_t *open, int64_t *last_ms);
 /* Adds delta to the technician's open orders (and stamps last_assigned_ms when delta > 0). */
 void wo_load_add (pm_ctx_t *ctx, pm_txn_t *txn, const char *tech, int delta);
+/* Adds (add) or removes t's entries in the pick index at its stored load;
+ * only a technician on shift has entries. */
+void wo_pick_index (pm_txn_t *txn, const Pm__V1__Technician *t, bool add);
 
 int wo_on_assign (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out);
 int wo_on_claim (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out);
@@ -241,8 +254,8 @@ int wo_on_dispatch_set (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req
  * last (its hash in meta): each of its technicians as the file says; those
  * that came from an earlier file and are gone from it are removed. */
 int wo_staff_apply_file (pm_store_t *store, workorder_t *wo);
-/* The technician called id (arena), or NULL. */
-Pm__V1__Technician *wo_tech_get (pm_ctx_t *ctx, pm_txn_t *txn, const char *id, bool *from_file);
+/* The technician called id (txn's arena), or NULL. */
+Pm__V1__Technician *wo_tech_get (pm_txn_t *txn, const char *id, bool *from_file);
 /* The lead of team (or, with no team, a lead covering estate): "T01 王建国", or "" (arena). */
 const char *wo_team_lead (pm_ctx_t *ctx, pm_txn_t *txn, const char *team, const char *estate);
 /* "T02, T03" (arena): technicians covering estate (for messages). */
