@@ -547,6 +547,8 @@ wo_on_checklist (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_ou
                          "step '%s': expected listen, apologise, investigate, resolve or follow_up", b->step);
     if (o->state != PM__V1__ORDER_STATE__ASSIGNED && o->state != PM__V1__ORDER_STATE__IN_PROGRESS)
         return s_conflict (out, o, "take a checklist step");
+    if (!pm_utf8_valid_str (b->note) || strlen (b->note) > 1000)
+        return pm_reply (out, PM__V1__STATUS__INVALID, "note: not UTF-8 text of up to 1000 bytes");
     if (!s_has_step (o, b->step)) {
         wo_strv_push (ctx->arena, &o->checklist, &o->n_checklist, b->step);
         if (*b->note)
@@ -568,6 +570,8 @@ wo_on_done (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *
     Pm__V1__WorkOrder *o = w.o;
     if (o->state != PM__V1__ORDER_STATE__IN_PROGRESS)
         return s_conflict (out, o, "be done");
+    if (!pm_utf8_valid_str (b->note) || strlen (b->note) > 1000)
+        return pm_reply (out, PM__V1__STATUS__INVALID, "note: not UTF-8 text of up to 1000 bytes");
     if (o->source == PM__V1__ORDER_SOURCE__COMPLAINT) {
         char *missing = "";
         for (int i = 0; s_steps[i]; i++)
