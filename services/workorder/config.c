@@ -620,7 +620,9 @@ s_hash (const char *s, size_t n)
 int
 wo_staff_parse (workorder_t *wo, const char *name, const char *text, size_t len, char **err)
 {
-    wo->staff_hash = s_hash (text, len);
+    /* the version of what applying writes (staff, pick index, teams) is part
+     * of the hash: a daemon that indexes staff differently applies it again */
+    wo->staff_hash = s_hash (text, len) ^ 0x5741465f30303032ULL; /* "WAF_0002" */
     free (wo->staff_name);
     wo->staff_name = pm_xstrdup (name);
     return s_csv (wo, name, text, len, s_staff_cols, s_staff_row, err);
