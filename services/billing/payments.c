@@ -72,6 +72,7 @@ s_open_invoices (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id, const char *
         v[(*n)++] = rec;
         *open += rec->invoice->open_fen;
     }
+    pm_scan_end (&s);
     return v;
 }
 

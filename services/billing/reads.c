@@ -35,6 +35,7 @@ s_unit_docs (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id, const char *esta
         }
         (*invs)[(*ninvs)++] = rec->invoice;
     }
+    pm_scan_end (&s);
     cap = 8;
     *pays = pm_arena_alloc (ctx->arena, cap * sizeof **pays);
     *npays = 0;
@@ -53,6 +54,7 @@ s_unit_docs (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id, const char *esta
         }
         (*pays)[(*npays)++] = p;
     }
+    pm_scan_end (&s);
 }
 
 int
@@ -296,9 +298,12 @@ billing_snapshot (pm_ctx_t *ctx, pm_txn_t *txn, pm_snapshot_t *snap)
             unsigned char *a = pm_arena_alloc (ctx->arena, s.key.mv_size + 1);
             a[0] = 'i';
             memcpy (a + 1, s.key.mv_data, s.key.mv_size);
-            if (!pm_snapshot_add (snap, ev, a, s.key.mv_size + 1))
+            if (!pm_snapshot_add (snap, ev, a, s.key.mv_size + 1)) {
+                pm_scan_end (&s);
                 return PM_OK;
+            }
         }
+        pm_scan_end (&s);
         key = NULL;
         klen = 0;
     }
@@ -317,7 +322,8 @@ billing_snapshot (pm_ctx_t *ctx, pm_txn_t *txn, pm_snapshot_t *snap)
         a[0] = 'p';
         memcpy (a + 1, s.key.mv_data, s.key.mv_size);
         if (!pm_snapshot_add (snap, ev, a, s.key.mv_size + 1))
-            return PM_OK;
+            break;
     }
+    pm_scan_end (&s);
     return PM_OK;
 }

@@ -260,6 +260,7 @@ s_line (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, s_run_t *run, const Pm__V1_
                        == PM_OK)
                 open += rec->invoice->open_fen;
         }
+        pm_scan_end (&s);
         what = pm_arena_printf (ctx->arena, "unit %s's open invoices", unit);
     }
     if (fen != open) {

@@ -108,6 +108,7 @@ billing_on_report_collection (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Reques
         x->invoices += c->invoices;
         x->settled += c->settled;
     }
+    pm_scan_end (&s);
     if (est.n == 0)
         return pm_reply (out, PM__V1__STATUS__NOT_FOUND, "no invoices of %s%s%s yet", q->estate_id,
                          *period ? " for " : "", period);
@@ -179,6 +180,7 @@ billing_on_report_aging (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *re
         if (i > 0)
             r->overdue_fen += a->open_fen;
     }
+    pm_scan_end (&s);
     pm_reply_body (out, &r->base);
     return pm_reply (out, PM__V1__STATUS__OK, "%s: %s open, %s overdue (0-30: %s, 31-90: %s, 90+: %s)", q->estate_id,
                      billing_yuan (ctx->arena, r->open_fen), billing_yuan (ctx->arena, r->overdue_fen),
@@ -208,6 +210,7 @@ s_estate_gauges (pm_ctx_t *ctx, pm_txn_t *txn, const char *estate, int64_t bille
             && pm_scan_msg (&s, &pm__billing__arrears__descriptor, &a) == PM_OK)
             sums[s_bucket (ctx->now_ms, due)] += a->open_fen;
     }
+    pm_scan_end (&s);
     for (int i = 0; i < 4; i++) {
         pm_gauge (m, "billing_arrears_fen",
                   pm_arena_printf (ctx->arena, "estate=\"%s\",bucket=\"%s\"", estate, s_buckets[i]),
@@ -265,4 +268,5 @@ billing_gauges (pm_ctx_t *ctx, pm_txn_t *txn)
         collected += c->collected_fen;
         any = true;
     }
+    pm_scan_end (&s);
 }

@@ -208,6 +208,7 @@ billing_on_run (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out
         pm_key_t k;
         pm_scan_t s;
         bool known = pm_scan_prefix (&s, txn, BILLING_SCHEDULES, pm_key (&k, "s", q->estate_id));
+        pm_scan_end (&s);
         if (!known)
             return pm_reply (out, PM__V1__STATUS__NOT_FOUND,
                              "estate_id: billing knows no estate '%s' (no fee schedule, no keys handed)", q->estate_id);

@@ -162,9 +162,12 @@ billing_schedule_at (pm_ctx_t *ctx, pm_txn_t *txn, const char *estate, int64_t a
         int64_t eff;
         if (pm_key_parse (s.key.mv_data, s.key.mv_size, "st", NULL, &eff) != PM_OK || eff > at_ms)
             continue;
-        if (pm_scan_msg (&s, &pm__v1__fee_schedule__descriptor, out) == PM_OK)
+        if (pm_scan_msg (&s, &pm__v1__fee_schedule__descriptor, out) == PM_OK) {
+            pm_scan_end (&s);
             return PM_OK;
+        }
     }
+    pm_scan_end (&s);
     return PM_ENOTFOUND;
 }
 
@@ -176,6 +179,7 @@ s_versions (pm_txn_t *txn, const char *estate)
     uint32_t n = 0;
     for (pm_scan_prefix (&s, txn, BILLING_SCHEDULES, pm_key (&k, "s", estate)); s.ok; pm_scan_next (&s))
         n++;
+    pm_scan_end (&s);
     return n;
 }
 
@@ -238,6 +242,7 @@ billing_on_schedule_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *re
         if (pm_scan_msg (&s, &pm__v1__fee_schedule__descriptor, &v) == PM_OK)
             r->versions[r->n_versions++] = v;
     }
+    pm_scan_end (&s);
     billing_schedule_at (ctx, txn, q->estate_id, at, &r->effective);
     pm_reply_body (out, &r->base);
     if (!r->effective)
@@ -592,6 +597,7 @@ billing_schedule_file_load (pm_daemon_t *d, const billing_t *b, const char *path
             removed++;
         }
     }
+    pm_scan_end (&s);
     for (size_t i = 0; i < f.n; i++) {
         pm_key_t k;
         Pm__V1__FeeSchedule *old;

@@ -219,6 +219,7 @@ billing_issue_waiting (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const char *
         units[n] = item->unit_id;
         at[n++] = item->since_ms;
     }
+    pm_scan_end (&s);
     uint32_t issued = 0;
     for (size_t i = 0; i < n; i++) {
         Pm__Billing__Account *acct = billing_account (ctx, txn, units[i], NULL);

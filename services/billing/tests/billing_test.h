@@ -133,7 +133,7 @@ bt_event (bt_t *t, bt_event_t *e, const char *type, const char *unit_id, int64_t
         e->kh.keys = 3;
         e->kh.received_by = "张伟";
         e->kh.at_ms = bt_now (t);
-        e->kh.unit = &e->unit;
+        e->kh.unit = area_cm2 > 0 ? &e->unit : NULL; /* 0: as billing already knows it */
         e->ev.payload_case = PM__V1__EVENT__PAYLOAD_KEYS_HANDED;
         e->ev.keys_handed = &e->kh;
     }
@@ -158,7 +158,7 @@ bt_check_in (bt_t *t, const char *unit_id, int64_t area_cm2, uint32_t parking, c
     bt_apply (t, &e);
 }
 
-/* intake.keys.handed now. */
+/* intake.keys.handed now (area 0: the event carries no unit). */
 static inline void
 bt_keys (bt_t *t, const char *unit_id, int64_t area_cm2, uint32_t parking)
 {
