@@ -166,20 +166,29 @@ billing_fen_parse (const char *s, int64_t *fen, const char **why)
 const char *
 billing_yuan_fmt (int64_t fen, char *buf, size_t size)
 {
-    char digits[32];
+    /* without printf: replies of every payment say amounts */
     uint64_t a = fen < 0 ? (uint64_t) (-(fen + 1)) + 1 : (uint64_t) fen;
-    int n = snprintf (digits, sizeof digits, "%llu", (unsigned long long) (a / 100));
-    char out[48];
-    size_t o = 0;
+    char tmp[40];
+    int n = 0;
+    tmp[n++] = (char) ('0' + a % 10);
+    tmp[n++] = (char) ('0' + a / 10 % 10);
+    tmp[n++] = '.';
+    a /= 100;
+    int group = 0;
+    do {
+        if (group == 3) {
+            tmp[n++] = ',';
+            group = 0;
+        }
+        tmp[n++] = (char) ('0' + a % 10);
+        group++;
+    } while ((a /= 10) != 0);
     if (fen < 0)
-        out[o++] = '-';
-    for (int i = 0; i < n; i++) {
-        if (i > 0 && (n - i) % 3 == 0)
-            out[o++] = ',';
-        out[o++] = digits[i];
-    }
-    snprintf (out + o, sizeof out - o, ".%02u", (unsigned) (a % 100));
-    snprintf (buf, size, "%s", out);
+        tmp[n++] = '-';
+    size_t o = 0;
+    while (n && o + 1 < size)
+        buf[o++] = tmp[--n];
+    buf[o] = '\0';
     return buf;
 }
 
@@ -187,7 +196,12 @@ char *
 billing_yuan (pm_arena_t *a, int64_t fen)
 {
     char buf[48];
-    return pm_arena_printf (a, "¥%s", billing_yuan_fmt (fen, buf, sizeof buf));
+    billing_yuan_fmt (fen, buf, sizeof buf);
+    size_t n = strlen (buf), sign = strlen ("¥");
+    char *s = pm_arena_alloc (a, sign + n + 1);
+    memcpy (s, "¥", sign);
+    memcpy (s + sign, buf, n);
+    return s;
 }
 
 const char *

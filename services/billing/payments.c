@@ -272,9 +272,16 @@ billing_on_payment_record (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *
     pm__v1__billing_payment_record_reply__init (r);
     r->payment = res.payment;
     r->already_recorded = res.already;
+    /* the invoices as they now stand, without their lines (billing.invoice.get
+     * has those): the reply is stored for retries, in every payment's commit */
     r->invoices = pm_arena_alloc (ctx->arena, (res.ninvoices + 1) * sizeof *r->invoices);
-    for (size_t i = 0; i < res.ninvoices; i++)
-        r->invoices[r->n_invoices++] = res.invoices[i]->invoice;
+    for (size_t i = 0; i < res.ninvoices; i++) {
+        Pm__V1__Invoice *lite = pm_arena_alloc (ctx->arena, sizeof *lite);
+        *lite = *res.invoices[i]->invoice;
+        lite->lines = NULL;
+        lite->n_lines = 0;
+        r->invoices[r->n_invoices++] = lite;
+    }
     if (res.credit_fen < 0) {
         Pm__Billing__Account *acct;
         pm_key_t k;
@@ -289,20 +296,53 @@ billing_on_payment_record (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *
     pm_reply_body (out, &r->base);
     if (res.already)
         return PM__V1__STATUS__OK; /* the message says so */
+    /* "PAY-E01-000007: ¥3,240.00 by counter_cash, receipt RCP-E01-000007; INV-E01-000123 SETTLED, ¥0.00 open",
+     * put together without printf (it is on the path of every payment) */
     const Pm__V1__Payment *pay = res.payment;
-    const char *state = "";
-    if (res.ninvoices == 1)
-        state = pm_arena_printf (ctx->arena, "; %s %s, %s open", res.invoices[0]->invoice->invoice_id,
-                                 billing_state_name (res.invoices[0]->invoice->state),
-                                 billing_yuan (ctx->arena, res.invoices[0]->invoice->open_fen));
-    else if (res.ninvoices > 1)
-        state = pm_arena_printf (ctx->arena, "; %zu invoices paid", res.ninvoices);
-    return pm_reply (out, PM__V1__STATUS__OK, "%s: %s by %s, receipt %s%s%s", pay->payment_id,
-                     billing_yuan (ctx->arena, pay->amount_fen), pay->channel, pay->receipt_no, state,
-                     pay->credit_fen ? pm_arena_printf (ctx->arena, "; %s kept as credit (unit's credit now %s)",
-                                                        billing_yuan (ctx->arena, pay->credit_fen),
-                                                        billing_yuan (ctx->arena, r->credit_fen))
-                                     : "");
+    char msg[512], amount[48];
+    size_t n = 0;
+#define S_PUT(str) \
+    do { \
+        const char *s_ = (str); \
+        size_t l_ = strlen (s_); \
+        if (n + l_ < sizeof msg) { \
+            memcpy (msg + n, s_, l_); \
+            n += l_; \
+        } \
+    } while (0)
+    S_PUT (pay->payment_id);
+    S_PUT (": ¥");
+    S_PUT (billing_yuan_fmt (pay->amount_fen, amount, sizeof amount));
+    S_PUT (" by ");
+    S_PUT (pay->channel);
+    S_PUT (", receipt ");
+    S_PUT (pay->receipt_no);
+    if (res.ninvoices == 1) {
+        S_PUT ("; ");
+        S_PUT (res.invoices[0]->invoice->invoice_id);
+        S_PUT (" ");
+        S_PUT (billing_state_name (res.invoices[0]->invoice->state));
+        S_PUT (", ¥");
+        S_PUT (billing_yuan_fmt (res.invoices[0]->invoice->open_fen, amount, sizeof amount));
+        S_PUT (" open");
+    }
+    else if (res.ninvoices > 1) {
+        S_PUT ("; invoices paid: ");
+        for (size_t i = 0; i < res.ninvoices; i++) {
+            S_PUT (i ? ", " : "");
+            S_PUT (res.invoices[i]->invoice->invoice_id);
+        }
+    }
+    if (pay->credit_fen) {
+        S_PUT ("; ¥");
+        S_PUT (billing_yuan_fmt (pay->credit_fen, amount, sizeof amount));
+        S_PUT (" kept as credit (unit's credit now ¥");
+        S_PUT (billing_yuan_fmt (r->credit_fen, amount, sizeof amount));
+        S_PUT (")");
+    }
+#undef S_PUT
+    msg[n] = '\0';
+    return pm_reply (out, PM__V1__STATUS__OK, "%s", msg);
 }
 
 /* --- deposits refunded -------------------------------------------------------------- */
