@@ -385,9 +385,9 @@ billing_on_instalment_set (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *
         const char *why;
         if (*x->amount && !billing_yuan_parse (x->amount, false, &fen, &why))
             return pm_reply (out, PM__V1__STATUS__INVALID, "parts[%zu].amount: '%s' %s", i, x->amount, why);
-        if (fen <= 0)
+        if (fen <= 0 || fen > inv->open_fen)
             return pm_reply (out, PM__V1__STATUS__INVALID, "parts[%zu]: amount %lld fen; each part needs an amount "
-                                                           "greater than 0 (amount_fen, or amount in 元)", i,
+                                                           "greater than 0 and at most the open amount (amount_fen, or amount in 元)", i,
                              (long long) fen);
         sum += fen;
         Pm__Billing__Part *p = pm_arena_alloc (ctx->arena, sizeof *p);

@@ -99,6 +99,9 @@ billing_pay (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const billing_pay_t *p
         return pm_reply (out, PM__V1__STATUS__INVALID,
                          "amount: %lld fen; a payment is greater than 0 (amount_fen, or amount in 元 such as 3240.00)",
                          (long long) p->amount_fen);
+    if (p->amount_fen > 100000000000000LL)
+        return pm_reply (out, PM__V1__STATUS__INVALID, "amount: %lld fen is more than any payment (10^12 元)",
+                         (long long) p->amount_fen);
     if (!*p->invoice_id && !*p->unit_id)
         return pm_reply (out, PM__V1__STATUS__INVALID,
                          "invoice_id and unit_id: both empty; pay an invoice (INV-E01-000123) or a unit's open invoices "
@@ -372,8 +375,9 @@ billing_on_deposit_refund (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *
     const char *why;
     if (*q->amount && !billing_yuan_parse (q->amount, false, &fen, &why))
         return pm_reply (out, PM__V1__STATUS__INVALID, "amount: '%s' %s", q->amount, why);
-    if (fen <= 0)
-        return pm_reply (out, PM__V1__STATUS__INVALID, "amount: %lld fen; a refund is greater than 0", (long long) fen);
+    if (fen <= 0 || fen > 100000000000000LL)
+        return pm_reply (out, PM__V1__STATUS__INVALID, "amount: %lld fen; a refund is greater than 0 (and less than "
+                                                       "10^12 元)", (long long) fen);
     if (!billing_channel_valid (q->channel))
         return pm_reply (out, PM__V1__STATUS__INVALID,
                          "channel: '%s'; expected counter_cash, counter_card, bank_withholding or online", q->channel);
