@@ -153,7 +153,7 @@ billing_on_dunning_timer (pm_ctx_t *ctx, pm_txn_t *txn, const char *key, const v
     Pm__V1__Invoice *inv = rec->invoice;
     Pm__Billing__Part *p = part ? s_part (rec, part) : NULL;
     if (inv->state == PM__V1__INVOICE_STATE__SETTLED || inv->state == PM__V1__INVOICE_STATE__VOID
-        || (part && (!p || billing_part_open (p) == 0)))
+        || (part && (!p || billing_part_open (p) == 0)) || (!part && rec->n_parts))
         return PM__V1__STATUS__OK; /* nothing to chase (a stop always cancels; this is belt and braces) */
     const billing_step_t *st = &b->steps[t->step];
     int64_t open = p ? billing_part_open (p) : inv->open_fen;
