@@ -200,8 +200,10 @@ s_line (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, s_run_t *run, const Pm__V1_
     if (pm_txn_get_key (txn, BILLING_REFS, pm_key (&rk, "ss", "bank_withholding", l->external_ref), &v) == PM_OK) {
         char *id = pm_arena_alloc (ctx->arena, v.mv_size + 1);
         memcpy (id, v.mv_data, v.mv_size);
-        Pm__V1__Payment *old;
-        if (billing_payment_load (ctx, txn, id, &old) == PM_OK && old->amount_fen == fen
+        Pm__V1__Payment *old = NULL;
+        if (billing_payment_load (ctx, txn, id, &old) != PM_OK)
+            old = NULL;
+        if (old && old->amount_fen == fen
             && (*l->invoice_id ? strcmp (old->invoice_id, l->invoice_id) == 0 : strcmp (old->unit_id, unit) == 0))
             s_outcome (ctx, txn, run, l, "already_recorded",
                        pm_arena_printf (ctx->arena, "reference %s is payment %s already", l->external_ref, id),
