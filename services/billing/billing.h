@@ -295,6 +295,8 @@ typedef struct {
     int64_t paid_at_ms;
     bool allow_credit;
     const char *payer;
+    Pm__Billing__InvoiceRecord *invoice; /* optional: invoice_id's record, loaded by the caller in this txn */
+    bool ref_unused;                     /* the caller found (channel, external_ref) unused in this txn */
 } billing_pay_t;
 
 typedef struct {

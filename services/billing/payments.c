@@ -111,7 +111,7 @@ billing_pay (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const billing_pay_t *p
     pm_key_t rk;
     MDB_val v;
     pm_key (&rk, "ss", p->channel, p->external_ref);
-    if (pm_txn_get_key (txn, BILLING_REFS, &rk, &v) == PM_OK) {
+    if (!p->ref_unused && pm_txn_get_key (txn, BILLING_REFS, &rk, &v) == PM_OK) {
         char *id = pm_arena_alloc (ctx->arena, v.mv_size + 1);
         memcpy (id, v.mv_data, v.mv_size);
         Pm__V1__Payment *old;
@@ -139,8 +139,8 @@ billing_pay (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const billing_pay_t *p
     int64_t open;
     const char *unit_id, *estate;
     if (*p->invoice_id) {
-        Pm__Billing__InvoiceRecord *rec;
-        int rc = billing_invoice_load (ctx, txn, p->invoice_id, &rec);
+        Pm__Billing__InvoiceRecord *rec = p->invoice;
+        int rc = rec ? PM_OK : billing_invoice_load (ctx, txn, p->invoice_id, &rec);
         if (rc == PM_EINVAL)
             return pm_reply (out, PM__V1__STATUS__INVALID, "invoice_id: '%s' is not an invoice id (INV-E01-000123)",
                              p->invoice_id);

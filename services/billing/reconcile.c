@@ -220,8 +220,8 @@ s_line (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, s_run_t *run, const Pm__V1_
     /* what it pays, and whether the amount is what is open */
     int64_t open;
     const char *what;
+    Pm__Billing__InvoiceRecord *rec = NULL;
     if (*l->invoice_id) {
-        Pm__Billing__InvoiceRecord *rec;
         int rc = billing_invoice_load (ctx, txn, l->invoice_id, &rec);
         if (rc != PM_OK) {
             s_outcome (ctx, txn, run, l, "unknown",
@@ -239,8 +239,6 @@ s_line (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, s_run_t *run, const Pm__V1_
         }
         unit = rec->invoice->unit_id;
         open = rec->invoice->open_fen;
-        what = pm_arena_printf (ctx->arena, "invoice %s (%s, total %s)", l->invoice_id,
-                                billing_state_name (rec->invoice->state), billing_yuan (ctx->arena, rec->invoice->total_fen));
     }
     else {
         pm_key_t k;
@@ -253,19 +251,22 @@ s_line (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, s_run_t *run, const Pm__V1_
         pm_scan_t s;
         for (pm_scan_prefix (&s, txn, BILLING_UNIT_INVOICES, pm_key (&k, "s", unit)); s.ok; pm_scan_next (&s)) {
             uint64_t no;
-            Pm__Billing__InvoiceRecord *rec;
+            Pm__Billing__InvoiceRecord *u;
             pm_key_t ik;
             if (pm_key_parse (s.key.mv_data, s.key.mv_size, "sU", NULL, &no) == PM_OK
                 && pm_txn_get_msg (txn, BILLING_INVOICES,
                                    pm_key (&ik, "sU", billing_unit_estate (ctx->arena, unit), no),
-                                   &pm__billing__invoice_record__descriptor, &rec)
+                                   &pm__billing__invoice_record__descriptor, &u)
                        == PM_OK)
-                open += rec->invoice->open_fen;
+                open += u->invoice->open_fen;
         }
         pm_scan_end (&s);
-        what = pm_arena_printf (ctx->arena, "unit %s's open invoices", unit);
     }
     if (fen != open) {
+        what = rec ? pm_arena_printf (ctx->arena, "invoice %s (%s, total %s)", l->invoice_id,
+                                      billing_state_name (rec->invoice->state),
+                                      billing_yuan (ctx->arena, rec->invoice->total_fen))
+                   : pm_arena_printf (ctx->arena, "unit %s's open invoices", unit);
         s_outcome (ctx, txn, run, l, "mismatched",
                    pm_arena_printf (ctx->arena, "the bank withheld %s; %s has %s open", billing_yuan (ctx->arena, fen),
                                     what, billing_yuan (ctx->arena, open)),
@@ -274,7 +275,7 @@ s_line (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, s_run_t *run, const Pm__V1_
     }
     billing_pay_t p = { .invoice_id = l->invoice_id, .unit_id = *l->invoice_id ? "" : unit, .amount_fen = fen,
                         .channel = "bank_withholding", .external_ref = l->external_ref, .paid_at_ms = paid_at,
-                        .payer = "bank withholding" };
+                        .payer = "bank withholding", .invoice = rec, .ref_unused = true };
     billing_paid_t res;
     int rc = billing_pay (ctx, txn, out, &p, &res);
     if (rc != PM__V1__STATUS__OK) {
