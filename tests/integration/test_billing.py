@@ -46,6 +46,8 @@ class Billing(unittest.TestCase):
     def setUp(self):
         self.c = Cluster()
         self.c.env["PM_GENERAL_MANUAL_CLOCK"] = "true"
+        # the clock jumps 55 days: keep the events replayable for the checks (the default keeps 30 days)
+        self.c.env["PM_GENERAL_EVENT_RETENTION_D"] = "365"
         path = os.path.join(self.c.home, "schedules.conf")
         with open(path, "w", encoding="utf-8") as f:
             f.write(SCHEDULES)
