@@ -1049,6 +1049,19 @@ static const pmctl_command_t s_commands[] = {
       "it (a lone argument with a '.' is a PREFIX: events intake.unit.).\n"
       "  -f, --follow  after the replay, print live events until interrupted\n"
       "  --from SEQ    replay from this seq (default 1)" },
+    { "billing", pmctl_billing, "reconcile FILE.csv [--chunk LINES] [--inflight N]",
+      "a bank's withholding result file against billing's books (账务核对)\n"
+      "\n"
+      "FILE.csv has a header naming its columns, in any order: external_ref,\n"
+      "unit_id, invoice_id, amount_fen or amount (元, two decimals), status\n"
+      "(success / failed, 成功 / 失败), paid_at. A line whose withholding succeeded\n"
+      "for exactly what is open becomes a bank_withholding payment, once however\n"
+      "often the file is imported. Every other line is reported with its line\n"
+      "and reason, then a summary (matched / already recorded / mismatched /\n"
+      "unknown / failed / rejected); they wait in ops.queues billing\n"
+      "unmatched_lines. Exit status 3 when a line did not match.\n"
+      "  --chunk LINES  lines per request (1 to 10000, default 500)\n"
+      "  --inflight N   requests in flight at once (1 to 64, default 4)" },
     { "import", pmctl_import, "FILE.csv [--chunk ROWS] [--inflight N]",
       "units and owners from a CSV file into intake\n"
       "\n"
@@ -1112,7 +1125,8 @@ s_usage (FILE *f)
                 "  -h, --help    this help; pmctl COMMAND --help: that command's\n"
                 "\n"
                 "exit status: 0 ok; 1 failure (no answer, error reply); 2 usage, input or\n"
-                "config error; 3 import finished with rejected rows.\n", S_TIMEOUT_DEFAULT);
+                "config error; 3 import finished with rejected rows, or reconcile with\n"
+                "unmatched lines.\n", S_TIMEOUT_DEFAULT);
 }
 
 /* "pmctl:$USER" (the login name if USER is unset). */

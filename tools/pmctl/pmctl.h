@@ -1,7 +1,7 @@
 /* pmctl.h - what pmctl's command files share: the command table's entry, the
  * global options, option parsing, exit codes and the request helpers.
  * Commands live in pmctl.c (endpoints, call, ping, metrics, queues, clock,
- * sync), events.c and import.c; the table that names them is in pmctl.c. */
+ * sync), events.c, import.c and billing.c; the table that names them is in pmctl.c. */
 #ifndef PMCTL_H
 #define PMCTL_H
 
@@ -102,5 +102,7 @@ pm_client_t *pmctl_client (const pmctl_t *ctl, void *zctx, const char *daemon);
 
 /* keys.c: `pmctl keys NAME [--dir DIR]`. */
 int pmctl_keys (pmctl_t *ctl, int argc, char **argv);
+/* billing.c: `pmctl billing reconcile FILE.csv [--chunk LINES] [--inflight N]`. */
+int pmctl_billing (pmctl_t *ctl, int argc, char **argv);
 
 #endif
