@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pm - the local runner: install what is missing, build, start/stop the five
+# pm - the local runner: install what is missing, build, start/stop the six
 # daemons, run the sample move-in, run the tests.
 #
 #   ./pm up        install + build + start + sample move-in
@@ -19,14 +19,15 @@ BUILD_ASAN=${PM_BUILD_ASAN_DIR:-$ROOT/build-asan}
 export PM_HOME=${PM_HOME:-$ROOT/var}
 mkdir -p "$PM_HOME"
 PM_HOME=$(cd "$PM_HOME" && pwd)
-DAEMONS=(intake inspection workorder billing notify)
+DAEMONS=(intake inspection workorder billing notify gateway)
 
 # Build and runtime packages (Debian 12), then what the tests need.
 PACKAGES=(cmake make gcc pkg-config
           libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libev-dev
           libinih-dev libcsv-dev libcjson-dev libsodium-dev libmicrohttpd-dev libcmocka-dev
           libcurl4-openssl-dev)
-TEST_PACKAGES=(python3 python3-zmq python3-protobuf protobuf-compiler)
+TEST_PACKAGES=(python3 python3-zmq python3-protobuf protobuf-compiler
+               chromium chromium-driver python3-selenium fonts-wqy-microhei openssl)
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'pm: %s\n' "$*" >&2; exit 1; }
