@@ -350,9 +350,16 @@ gateway_on_hook_failed (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req
     if (s_get (txn, q->id, &k, &rec) != PM_OK)
         return s_not_found (out, q->id);
     s_advance (rec, q->cursor, q->cursor_event, q->delivered);
-    if (strcmp (rec->state, "ACTIVE") != 0 || q->event_pos <= rec->cursor)
-        return pm_reply (out, PM__V1__STATUS__OK, "webhook %s is %s; failure at %s not counted", q->id, rec->state,
-                         q->event_id); /* resumed or deleted meanwhile, or an old attempt */
+    Pm__V1__GatewayWebhookFailedReply *r = pm_arena_alloc (ctx->arena, sizeof *r);
+    pm__v1__gateway_webhook_failed_reply__init (r);
+    if (strcmp (rec->state, "ACTIVE") != 0 || q->event_pos <= rec->cursor) {
+        /* paused or resumed meanwhile, or an attempt at an event already delivered */
+        pm_txn_put_msg (txn, GW_WEBHOOKS, &k, &rec->base);
+        r->webhook = s_shown (ctx, rec, gw_log_last (txn));
+        pm_reply_body (out, &r->base);
+        return pm_reply (out, PM__V1__STATUS__OK, "webhook %s is %s; the failure at %s is not counted", q->id,
+                         rec->state, q->event_id);
+    }
     if (rec->pending_pos != q->event_pos) {
         rec->pending_pos = q->event_pos;
         rec->pending_event = q->event_id;
@@ -362,8 +369,6 @@ gateway_on_hook_failed (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req
     rec->attempts++;
     rec->last_error = pm_arena_printf (ctx->arena, "%.400s", q->error);
     int64_t deadline = rec->failing_since_ms + gw->pause_after_ms;
-    Pm__V1__GatewayWebhookFailedReply *r = pm_arena_alloc (ctx->arena, sizeof *r);
-    pm__v1__gateway_webhook_failed_reply__init (r);
     if (ctx->now_ms >= deadline) {
         rec->state = "PAUSED";
         rec->paused_ms = ctx->now_ms;

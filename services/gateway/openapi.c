@@ -90,16 +90,16 @@ static const char *
 s_ref (cJSON *schemas, const ProtobufCMessageDescriptor *d)
 {
     static char ref[256];
-    if (!cJSON_GetObjectItemCaseSensitive (schemas, d->name)) {
+    if (!cJSON_GetObjectItemCaseSensitive (schemas, d->short_name)) {
         cJSON *s = cJSON_CreateObject ();
-        cJSON_AddItemToObject (schemas, d->name, s); /* first, so a message that refers to itself stops here */
+        cJSON_AddItemToObject (schemas, d->short_name, s); /* first, so a message that refers to itself stops here */
         cJSON_AddStringToObject (s, "type", "object");
         cJSON_AddStringToObject (s, "description", d->name);
         cJSON *props = cJSON_AddObjectToObject (s, "properties");
         for (unsigned i = 0; i < d->n_fields; i++)
             cJSON_AddItemToObject (props, d->fields[i].name, s_field (schemas, &d->fields[i]));
     }
-    snprintf (ref, sizeof ref, "#/components/schemas/%s", d->name);
+    snprintf (ref, sizeof ref, "#/components/schemas/%s", d->short_name);
     return ref;
 }
 
