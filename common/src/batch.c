@@ -540,10 +540,22 @@ s_drain (pm_daemon_t *d)
     d->batch_bytes = 0;
     d->look_us = start; /* what this drain reads waited since (at least) now */
     s_unstash (d);
+    /* A socket found empty is not asked again in this drain: with several
+     * upstreams a burst from one of them would otherwise cost an empty
+     * receive (two system calls inside libzmq) on every other socket per
+     * message. What arrives meanwhile is read by the next drain (the socket's
+     * watcher calls again). */
+    d->router_empty = false;
+    for (int i = 0; i < d->nups; i++)
+        d->ups[i].sub_empty = d->ups[i].dealer_empty = false;
     for (;;) {
         int progressed = 0;
-        if (d->router && s_router_recv (d))
-            progressed++;
+        if (d->router && !d->router_empty) {
+            if (s_router_recv (d))
+                progressed++;
+            else
+                d->router_empty = true;
+        }
         for (int i = 0; i < d->nups; i++)
             pm__upstream_drain (&d->ups[i], &progressed);
         if (!progressed || s_full (d, budget) || pm_mono_us () - start >= d->batch_max_us / 4)

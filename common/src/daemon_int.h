@@ -87,6 +87,7 @@ struct s_upstream {
     uint64_t applied_n;   /* durable count of events applied (exactly-once evidence) */
     uint64_t batch_n;     /* events of this source in the current batch */
     int state;            /* UP_* */
+    bool sub_empty, dealer_empty; /* found empty in this drain: not asked again until the next */
     /* the one request in flight to the upstream's ROUTER (replay or snapshot page) */
     bool pending;
     char pending_id[80];
@@ -185,6 +186,7 @@ struct pm_daemon {
     s_frames_t *stash;
     size_t nstash, stash_cap;
     int64_t look_us;  /* the loop's last look at the ROUTER */
+    bool router_empty; /* found empty in this drain: not asked again until the next */
 
     /* the batch */
     s_item_t *items;

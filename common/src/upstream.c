@@ -381,7 +381,11 @@ pm__upstream_drain (s_upstream_t *u, int *progressed)
     zmq_msg_init (&a);
     zmq_msg_init (&b);
     /* live events: [type][Event] */
-    if (zmq_msg_recv (&a, u->sub, ZMQ_DONTWAIT) >= 0) {
+    if (u->sub_empty)
+        ;
+    else if (zmq_msg_recv (&a, u->sub, ZMQ_DONTWAIT) < 0)
+        u->sub_empty = true;
+    else {
         (*progressed)++;
         if (zmq_msg_more (&a) && zmq_msg_recv (&b, u->sub, ZMQ_DONTWAIT) >= 0 && !zmq_msg_more (&b)) {
             Pm__V1__Event *ev = pm__v1__event__unpack (pm_arena_pb (d->arena), zmq_msg_size (&b), zmq_msg_data (&b));
@@ -423,7 +427,11 @@ pm__upstream_drain (s_upstream_t *u, int *progressed)
     zmq_msg_init (&a);
     zmq_msg_init (&b);
     /* answers to replay and snapshot requests: [empty][Reply] */
-    if (zmq_msg_recv (&a, u->dealer, ZMQ_DONTWAIT) >= 0) {
+    if (u->dealer_empty)
+        ;
+    else if (zmq_msg_recv (&a, u->dealer, ZMQ_DONTWAIT) < 0)
+        u->dealer_empty = true;
+    else {
         (*progressed)++;
         if (zmq_msg_more (&a) && zmq_msg_recv (&b, u->dealer, ZMQ_DONTWAIT) >= 0)
             s_dealer_reply (u, zmq_msg_data (&b), zmq_msg_size (&b));
