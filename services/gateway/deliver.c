@@ -5,10 +5,12 @@
  * events arrive in log order; subscriptions never wait for one another, so a
  * slow receiver delays only itself. A 2xx moves the in-memory cursor and the
  * next matching event goes out at once; the durable cursor follows through
- * gateway.webhook.ack, at most one in flight per subscription (so a fast
- * receiver costs a handful of commits, not one per event). A crash between
- * a 2xx and its ack sends that event again: delivery is at least once, and
- * Webhook-Id lets the receiver drop the repeat.
+ * gateway.webhook.ack, sent S_ACK_EVERY_S after a delivery (or at once when
+ * the subscription has caught up), at most one in flight per subscription:
+ * a fast receiver costs a few commits a second, not one per event (a commit
+ * holds the loop for an fsync). A crash between a 2xx and its ack sends that
+ * event again: delivery is at least once, and Webhook-Id lets the receiver
+ * drop the repeat.
  *
  * Anything else (a non-2xx, a refused connection, webhook_timeout_ms passed)
  * is told to the store with gateway.webhook.failed, which applies the ladder
@@ -27,6 +29,7 @@
 
 #define S_SCAN_MAX 20000  /* log entries one look at a subscription reads */
 #define S_RESP_MAX 300    /* bytes of a failed answer kept for the error text */
+#define S_ACK_EVERY_S 0.2 /* how long a delivered cursor may wait to be made durable */
 
 enum { S_ACTIVE, S_RETRYING, S_PAUSED };
 
@@ -66,9 +69,21 @@ struct gw_hooks {
     pm_curl_t *curl;
     s_hook_t *list;
     ev_idle idle;  /* a look stopped at S_SCAN_MAX: go on when the loop is idle */
+    ev_timer ack;  /* makes the delivered cursors durable */
 };
 
 static void s_kick (s_hook_t *h);
+
+/* Arms the ack timer unless it is armed (set again each time: a one-shot
+ * ev_timer that fired keeps an expired time, and would fire at once). */
+static void
+s_ack_soon (gw_hooks_t *hs)
+{
+    if (ev_is_active (&hs->ack))
+        return;
+    ev_timer_set (&hs->ack, S_ACK_EVERY_S, 0.0);
+    ev_timer_start (hs->gw->loop, &hs->ack);
+}
 
 static int
 s_state (const char *s)
@@ -138,8 +153,8 @@ s_ack_done (void *arg, const Pm__V1__Reply *reply)
         s_reap (h->hs);
         return;
     }
-    if (reply && h->cursor > h->acked)
-        s_ack (h);
+    if (h->cursor > h->acked)
+        s_ack_soon (h->hs); /* delivered meanwhile: keep that too, soon */
 }
 
 static void
@@ -155,7 +170,7 @@ s_ack (s_hook_t *h)
     body.delivered = h->delivered;
     Pm__V1__Request req = PM__V1__REQUEST__INIT;
     char id[27];
-    pm_request_id (id);
+    gw_request_id (id);
     req.id = id;
     req.method = "gateway.webhook.ack";
     req.actor = "gateway:webhooks";
@@ -175,13 +190,12 @@ s_failed_done (void *arg, const Pm__V1__Reply *reply)
         s_reap (h->hs);
         return;
     }
-    if (reply && reply->body_case == PM__V1__REPLY__BODY_GATEWAY_WEBHOOK_FAILED && reply->gateway_webhook_failed->webhook)
-        h->state = s_state (reply->gateway_webhook_failed->webhook->state);
-    else
-        h->state = S_RETRYING; /* not recorded: wait for the next reload rather than hammer */
-    if (!reply)
-        h->hs->gw->hooks_changed = true;
-    s_kick (h);
+    /* The failure is recorded (or not): read the subscription's state again
+     * before the next attempt. Not from this reply: its retry timer may have
+     * fired already (an immediate retry), in a batch after the one that
+     * answered. Until the reload, nothing goes out. */
+    h->state = S_RETRYING;
+    h->hs->gw->hooks_changed = true;
 }
 
 static void
@@ -201,7 +215,7 @@ s_failed (s_hook_t *h, const char *error)
     body.error = (char *) error;
     Pm__V1__Request req = PM__V1__REQUEST__INIT;
     char id[27];
-    pm_request_id (id);
+    gw_request_id (id);
     req.id = id;
     req.method = "gateway.webhook.failed";
     req.actor = "gateway:webhooks";
@@ -247,7 +261,7 @@ s_done (CURL *easy, CURLcode rc, void *arg)
         h->cursor = h->pos;
         snprintf (h->cursor_event, sizeof h->cursor_event, "%s", h->event_id);
         h->delivered++;
-        s_ack (h);
+        s_ack_soon (h->hs);
         s_kick (h);
         return;
     }
@@ -352,6 +366,15 @@ s_kick (s_hook_t *h)
 }
 
 static void
+s_ack_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+    gw_hooks_t *hs = w->data;
+    for (s_hook_t *h = hs->list; h; h = h->next)
+        if (!h->gone)
+            s_ack (h);
+}
+
+static void
 s_idle_cb (struct ev_loop *loop, ev_idle *w, int revents)
 {
     gw_hooks_t *hs = w->data;
@@ -373,6 +396,8 @@ gw_hooks_new (gw_t *gw)
     }
     ev_idle_init (&hs->idle, s_idle_cb);
     hs->idle.data = hs;
+    ev_timer_init (&hs->ack, s_ack_cb, S_ACK_EVERY_S, 0.0);
+    hs->ack.data = hs;
     return hs;
 }
 
@@ -383,6 +408,7 @@ gw_hooks_destroy (gw_hooks_t **p)
         return;
     gw_hooks_t *hs = *p;
     ev_idle_stop (hs->gw->loop, &hs->idle);
+    ev_timer_stop (hs->gw->loop, &hs->ack);
     for (s_hook_t *h = hs->list; h; h = h->next)
         if (h->busy)
             h->easy = NULL; /* pm_curl_destroy cleans up the transfers in flight */

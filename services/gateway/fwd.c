@@ -10,6 +10,12 @@
  * are answered in the order they were sent: each gets one reply, and the
  * daemon answers a repeated id with the stored first reply anyway.
  *
+ * A DEALER is watched only while requests to its daemon are in flight: a
+ * watched ZeroMQ socket costs the loop two system calls a turn (pm/zwatch.h),
+ * and most of the time the gateway talks to one or two daemons. A reply that
+ * comes after its request was given up waits in the socket and is dropped
+ * when the next request's watch starts.
+ *
  * A request is resent, same bytes, every S_RESEND_MS until its deadline (a
  * daemon that restarted lost what it had not read; a write is applied once
  * whatever the resends); at the deadline its callback gets NULL. Deadlines are
@@ -23,6 +29,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #define S_BUCKETS 4096
@@ -50,6 +57,7 @@ typedef struct {
     const char *name;
     void *sock;
     pm_zwatch_t *w;
+    size_t inflight;   /* requests waiting for this daemon: the socket is watched while > 0 */
 } s_daemon_t;
 
 struct gw_fwd {
@@ -64,6 +72,27 @@ struct gw_fwd {
     ev_timer sweep;
 };
 
+void
+gw_request_id (char out[27])
+{
+    static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    static uint64_t prefix, counter;
+    if (!prefix) {
+        randombytes_buf (&prefix, sizeof prefix);
+        prefix |= 1;
+    }
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000, p = prefix, n = ++counter;
+    for (int i = 9; i >= 0; i--, ms >>= 5) /* 10 characters of time: ids sort by creation */
+        out[i] = b32[ms & 31];
+    for (int i = 17; i >= 10; i--, p >>= 5) /* 8 of this process's random prefix */
+        out[i] = b32[p & 31];
+    for (int i = 25; i >= 18; i--, n >>= 5) /* 8 of a counter */
+        out[i] = b32[n & 31];
+    out[26] = '\0';
+}
+
 static unsigned
 s_hash (const char *id, int daemon)
 {
@@ -76,6 +105,9 @@ s_hash (const char *id, int daemon)
 static void
 s_unlink (gw_fwd_t *f, s_call_t *c)
 {
+    s_daemon_t *dm = &f->daemons[c->daemon];
+    if (--dm->inflight == 0)
+        pm_zwatch_stop (dm->w);
     s_call_t **pp = &f->buckets[c->hash % S_BUCKETS];
     while (*pp && *pp != c)
         pp = &(*pp)->hnext;
@@ -199,7 +231,6 @@ gw_fwd_new (gw_t *gw)
             return NULL;
         }
         dm->w = pm_zwatch_new (gw->loop, dm->sock, s_reply_cb, dm);
-        pm_zwatch_start (dm->w);
         f->names[f->n++] = dm->name;
     }
     f->names[f->n] = NULL;
@@ -290,7 +321,11 @@ gw_fwd_call (gw_fwd_t *f, const char *daemon, const Pm__V1__Request *req, int64_
     else
         f->head = c;
     f->tail = c;
-    if (f->inflight++ == 0)
+    if (f->daemons[i].inflight++ == 0)
+        pm_zwatch_start (f->daemons[i].w);
+    if (f->inflight++ == 0) {
+        ev_timer_set (&f->sweep, S_SWEEP_S, S_SWEEP_S);
         ev_timer_start (f->gw->loop, &f->sweep);
+    }
     return PM_OK;
 }

@@ -204,6 +204,9 @@ bool gw_fwd_has (const gw_fwd_t *f, const char *daemon);
 int gw_fwd_call (gw_fwd_t *f, const char *daemon, const Pm__V1__Request *req, int64_t timeout_ms, gw_reply_fn fn,
                  void *arg);
 size_t gw_fwd_inflight (const gw_fwd_t *f);
+/* A request id like pm_request_id's (26 characters, time-ordered), without a
+ * system call: a random prefix drawn once per process and a counter. */
+void gw_request_id (char out[27]);
 
 /* --- server.c, sse.c ------------------------------------------------------------- */
 /* Starts the HTTP server on [gateway] listen ("" = off): NULL with *failed

@@ -387,7 +387,7 @@ s_forward (gw_http_t *h, gw_req_t *r, const char *name, const char *daemon, cons
                               S_KEY_MAX);
     }
     if (!key) {
-        pm_request_id (id);
+        gw_request_id (id);
         key = id;
     }
     snprintf (r->key, sizeof r->key, "%s", key);
@@ -768,13 +768,13 @@ gw_http_new (gw_t *gw, bool *failed)
     if (h->tls)
         h->mhd = MHD_start_daemon (flags, 0, NULL, NULL, s_access, h, MHD_OPTION_SOCK_ADDR, &sa,
                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 120, MHD_OPTION_NOTIFY_COMPLETED,
-                                   s_completed, h, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (128 * 1024),
+                                   s_completed, h, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (32 * 1024),
                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 4096, MHD_OPTION_HTTPS_MEM_KEY, h->key,
                                    MHD_OPTION_HTTPS_MEM_CERT, h->cert, MHD_OPTION_END);
     else
         h->mhd = MHD_start_daemon (flags, 0, NULL, NULL, s_access, h, MHD_OPTION_SOCK_ADDR, &sa,
                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) 120, MHD_OPTION_NOTIFY_COMPLETED,
-                                   s_completed, h, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (128 * 1024),
+                                   s_completed, h, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (32 * 1024),
                                    MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 4096, MHD_OPTION_END);
     if (!h->mhd) {
         pm_error ("gateway: cannot listen on %s%s (in use? a bad certificate?)", listen, h->tls ? " with TLS" : "");
