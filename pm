@@ -21,7 +21,8 @@ mkdir -p "$PM_HOME"
 PM_HOME=$(cd "$PM_HOME" && pwd)
 DAEMONS=(intake inspection workorder billing notify gateway)
 
-# Build and runtime packages (Debian 12), then what the tests need.
+# Build and runtime packages (Debian 12), then what the tests need (the
+# board's browser test: chromium, its driver, selenium and a CJK font).
 PACKAGES=(cmake make gcc pkg-config
           libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libev-dev
           libinih-dev libcsv-dev libcjson-dev libsodium-dev libmicrohttpd-dev libcmocka-dev
@@ -119,6 +120,22 @@ sample() {
     pmctl call intake intake.estate.get '{"estate_id":"E02"}' | head -1
     pmctl metrics billing | grep -E '^billing_units|pm_consumer_applied_total' | sed 's/^/billing  /' || true
     pmctl metrics notify | grep -E '^notify_(units|contacts)|pm_consumer_applied_total' | sed 's/^/notify   /' || true
+    board
+}
+
+# The operations board: a token for it the first time (shown once, in the link).
+board() {
+    local out link
+    say ""
+    if out=$(pmctl token create board --role integration 2>/dev/null); then
+        link=$(printf '%s\n' "$out" | sed -n 's/^the board: *//p')
+        say "== the operations board: $link"
+        say "   (the link carries a new read-only token 'board', shown only this once)"
+    else
+        link=$(pmctl call gateway gateway.status 2>/dev/null | sed -n 's/^OK: gateway //p')
+        say "== the operations board: ${link:-see [gateway] listen}"
+        say "   (it asks for a token: ./pm ctl token create NAME --role integration)"
+    fi
 }
 
 usage() {
@@ -131,6 +148,7 @@ The move-in backend is running (PM_HOME=$PM_HOME).
   ./pm ctl metrics billing                    counters, gauges, latencies (--prom for Prometheus)
   ./pm ctl queues intake                      work waiting on people
   ./pm ctl import FILE.csv                    import units and owners
+  ./pm ctl token create NAME --role ROLE      an API token (HTTP API, events, board; shown once)
   ./pm status | ./pm down                     see or stop the daemons
 EOF
 }
