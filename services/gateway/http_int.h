@@ -18,6 +18,7 @@ struct gw_http {
     ev_io io;               /* libmicrohttpd's epoll fd */
     ev_timer timer;         /* libmicrohttpd's own timeout (0: it has ready connections) */
     ev_timer keepalive;     /* idle SSE streams get a comment */
+    ev_idle more;           /* SSE streams whose last fill stopped at its bound read on */
     uint16_t port;
     char url[96];
     bool tls;
@@ -65,6 +66,8 @@ enum MHD_Result gw_http_forbidden (gw_http_t *h, struct MHD_Connection *c, const
 enum MHD_Result gw_sse_start (gw_http_t *h, struct MHD_Connection *c, const char *actor);
 /* sse.c: keepalive watcher. */
 void gw_sse_keepalive_cb (struct ev_loop *loop, ev_timer *w, int revents);
+/* sse.c: reads on for streams that stopped at a bound (an idle watcher). */
+void gw_sse_more_cb (struct ev_loop *loop, ev_idle *w, int revents);
 /* sse.c: ends every stream (server stopping). */
 void gw_sse_stop_all (gw_http_t *h);
 

@@ -797,6 +797,8 @@ gw_http_new (gw_t *gw, bool *failed)
     ev_timer_init (&h->keepalive, gw_sse_keepalive_cb, ka, ka);
     h->keepalive.data = h;
     ev_timer_start (gw->loop, &h->keepalive);
+    ev_idle_init (&h->more, gw_sse_more_cb);
+    h->more.data = h;
     *failed = false;
     pm_info ("gateway: API, events and board on %s (listen %s%s)", h->url, listen, h->tls ? ", TLS" : "");
     return h;
@@ -812,6 +814,7 @@ gw_http_destroy (gw_http_t **p)
     ev_io_stop (h->gw->loop, &h->io);
     ev_timer_stop (h->gw->loop, &h->timer);
     ev_timer_stop (h->gw->loop, &h->keepalive);
+    ev_idle_stop (h->gw->loop, &h->more);
     /* libmicrohttpd must not stop with suspended connections: answer and resume them */
     while (h->waiting) {
         gw_req_t *r = h->waiting;

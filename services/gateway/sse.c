@@ -46,6 +46,7 @@ struct gw_stream {
     char *out;                        /* bytes formatted, not yet handed to libmicrohttpd */
     size_t out_len, out_off, out_cap;
     bool suspended;
+    bool more;                        /* the last fill stopped at its bound: the log goes on */
     int64_t last_write_ms;
     char actor[64];
 };
@@ -101,6 +102,7 @@ s_fill (gw_stream_t *s)
         s_append (s, "\n\n", 2);
         written++;
     }
+    s->more = sc.ok; /* stopped at a bound, not at the end */
     pm_scan_end (&sc);
     pm_txn_abort (&t);
     if (written)
@@ -119,9 +121,14 @@ s_read (void *cls, uint64_t pos, char *buf, size_t max)
     }
     int64_t now = pm_mono_ms ();
     if (s->out_off == s->out_len) {
-        if (now - s->last_write_ms < s->h->gw->keepalive_ms) {
+        if (s->more || now - s->last_write_ms < s->h->gw->keepalive_ms) {
+            /* nothing for this client now: wait for the log to grow, or, when
+             * the fill stopped at its bound among entries it does not want,
+             * for the loop's next idle moment to read on (gw_sse_more_cb) */
             MHD_suspend_connection (s->conn);
             s->suspended = true;
+            if (s->more)
+                ev_idle_start (s->h->gw->loop, &s->h->more);
             return 0;
         }
         s_append (s, ": keepalive\n\n", 13);
@@ -175,6 +182,17 @@ size_t
 gw_http_streams (const gw_http_t *h)
 {
     return h->nstreams;
+}
+
+void
+gw_sse_more_cb (struct ev_loop *loop, ev_idle *w, int revents)
+{
+    gw_http_t *h = w->data;
+    ev_idle_stop (loop, w);
+    for (gw_stream_t *s = h->streams; s; s = s->next)
+        if (s->more)
+            s_resume (s);
+    gw_http_run (h);
 }
 
 void

@@ -459,6 +459,21 @@ class Events(GatewayTest):
         self.assertEqual(gw.metric("gateway_sse_events_total"), 3 + 3 + 2 + 1)  # written since the restart
 
 
+    def test_filtered_stream_reads_past_a_long_run_of_other_events(self):
+        intake, billing = self.fake("intake"), self.fake("billing")
+        gw = self.gateway()
+        tok = gw.token("erp", "integration")
+        billing.emit("billing.invoice.issued", unit_id="E01/1-001", invoice=B.Invoice(unit_id="E01/1-001"))
+        for n in range(1, 9001):  # more than one fill of the stream reads (4,096 entries)
+            intake.emit("intake.unit.updated", unit_id="E01/1-%04d" % n, unit=I.Unit(unit_id="E01/1-%04d" % n))
+        billing.emit("billing.invoice.settled", unit_id="E01/1-001", invoice=B.Invoice(unit_id="E01/1-001"))
+        poll("the gateway to log intake", self.applied("intake", 9000), deadline_s=120)
+        poll("the gateway to log billing", self.applied("billing", 2))
+        s = Stream(gw, tok, "?types=billing.&from=billing:0")
+        self.assertEqual([i for i, _ in s.take(2)], ["billing:1", "billing:2"])
+        s.close()
+
+
 class Webhooks(GatewayTest):
     env = {"PM_GENERAL_MANUAL_CLOCK": "true", "PM_GATEWAY_WEBHOOK_TIMEOUT_MS": "30000"}
 
