@@ -25,6 +25,7 @@ struct gw_http {
     bool stopping;
     bool resumed;           /* a connection was resumed: run libmicrohttpd before blocking */
     char *cert, *key;       /* PEM text, kept for libmicrohttpd */
+    pm_arena_t *arena;      /* what a request's reads decode into; reset after each */
     gw_stream_t *streams;   /* open SSE streams */
     size_t nstreams;
     gw_req_t *waiting;      /* API calls suspended until their reply */

@@ -143,8 +143,10 @@ gw_http_auth (gw_http_t *h, struct MHD_Connection *c, char *name, size_t size, i
             *rc = gw_http_error (h, c, 503, "UNAVAILABLE", "storage: cannot read");
             return false;
         }
+        t.arena = h->arena;
         int found = gw_token_check (h->gw, &t, token, name, size, role);
         pm_txn_abort (&t);
+        pm_arena_reset (h->arena);
         if (found == PM_OK)
             return true;
         why = "unknown or revoked token (pmctl token list shows the valid ones)";
@@ -739,6 +741,7 @@ gw_http_new (gw_t *gw, bool *failed)
 
     gw_http_t *h = pm_xcalloc (1, sizeof *h);
     h->gw = gw;
+    h->arena = pm_arena_new ();
     pm_metrics_t *m = pm_daemon_metrics (gw->d);
     for (int i = 0; i < GW_NCODES; i++) {
         char labels[32];
@@ -751,6 +754,7 @@ gw_http_new (gw_t *gw, bool *failed)
     if (*cert) {
         if (!MHD_is_feature_supported (MHD_FEATURE_TLS)) {
             s_config_error (cfg, "tls_cert", "this libmicrohttpd has no TLS support");
+            pm_arena_destroy (&h->arena);
             free (h);
             return NULL;
         }
@@ -759,6 +763,7 @@ gw_http_new (gw_t *gw, bool *failed)
         if (!h->cert || !h->key) {
             free (h->cert);
             free (h->key);
+            pm_arena_destroy (&h->arena);
             free (h);
             return NULL;
         }
@@ -780,6 +785,7 @@ gw_http_new (gw_t *gw, bool *failed)
         pm_error ("gateway: cannot listen on %s%s (in use? a bad certificate?)", listen, h->tls ? " with TLS" : "");
         free (h->cert);
         free (h->key);
+        pm_arena_destroy (&h->arena);
         free (h);
         return NULL;
     }
@@ -826,6 +832,7 @@ gw_http_destroy (gw_http_t **p)
     MHD_stop_daemon (h->mhd);
     free (h->cert);
     free (h->key);
+    pm_arena_destroy (&h->arena);
     free (h);
     *p = NULL;
 }

@@ -53,6 +53,11 @@ class Board(unittest.TestCase):
     def tearDown(self):
         for d in self.drivers:
             d.quit()
+        if "gateway" in self.c.procs:  # a clean stop; under the sanitizer build, nothing reported
+            self.c.kill("gateway", signal.SIGTERM)
+            log = self.c.read("gateway.log")
+            for bad in ("Sanitizer", "runtime error:"):
+                self.assertNotIn(bad, log, log[-4000:])
         self.c.close()
         for f in self.files:
             os.unlink(f)
