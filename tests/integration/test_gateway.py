@@ -357,11 +357,20 @@ class Api(GatewayTest):
         st, _, j = gw.call("gateway", "gateway.token.create", {"name": "x", "role": "admin", "token": "y" * 40}, admin)
         self.assertEqual(st, 403)
         self.assertIn("pmctl", j["message"])
-        self.assertEqual(gw.metric("gateway_auth_failures_total", 'code="403"'), 6)
+        self.assertEqual(gw.metric("gateway_auth_failures_total", 'code="403"'), 6)  # (and one more below)
         # a request's actor is its token's name
         st, _, j = gw.request("POST", "/v1/webhooks", {"url": "http://127.0.0.1:9/x", "secret": SECRET}, token=admin)
         self.assertEqual(st, 200, j)
         self.assertEqual(j["body"]["webhook"]["created_by"], "root")
+        hid = j["body"]["webhook"]["id"]
+        st, _, j = gw.request("POST", "/v1/webhooks/%s/resume" % hid, token=admin)
+        self.assertEqual(st, 200, j)
+        self.assertIn("active already", j["message"])
+        self.assertEqual(gw.request("DELETE", "/v1/webhooks/%s" % hid, token=op)[0], 403)
+        self.assertEqual(gw.request("DELETE", "/v1/webhooks/%s" % hid, token=admin)[0], 200)
+        st, _, j = gw.request("DELETE", "/v1/webhooks/%s" % hid, token=admin)
+        self.assertEqual((st, j["status"]), (404, "NOT_FOUND"))
+        self.assertEqual(gw.request("GET", "/v1/webhooks", token=admin)[2]["body"], {})
         # revoked: 401 at once
         self.c.pmctl("token", "revoke", "erp")
         self.assertEqual(gw.call("intake", "ops.ping", {}, integ)[0], 401)
