@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pm - the local runner: install what is missing, build, start/stop the five
+# pm - the local runner: install what is missing, build, start/stop the six
 # daemons, run the sample move-in, run the tests.
 #
 #   ./pm up        install + build + start + sample move-in
@@ -20,14 +20,16 @@ BUILD_FUZZ=${PM_BUILD_FUZZ_DIR:-$ROOT/build-fuzz}
 export PM_HOME=${PM_HOME:-$ROOT/var}
 mkdir -p "$PM_HOME"
 PM_HOME=$(cd "$PM_HOME" && pwd)
-DAEMONS=(intake inspection workorder billing notify)
+DAEMONS=(intake inspection workorder billing notify gateway)
 
-# Build and runtime packages (Debian 12), then what the tests need.
+# Build and runtime packages (Debian 12), then what the tests need (the
+# board's browser test: chromium, its driver, selenium and a CJK font).
 PACKAGES=(cmake make gcc pkg-config
           libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libev-dev
           libinih-dev libcsv-dev libcjson-dev libsodium-dev libmicrohttpd-dev libcmocka-dev
           libcurl4-openssl-dev libsystemd-dev)
-TEST_PACKAGES=(python3 python3-zmq python3-protobuf protobuf-compiler systemd clang libclang-rt-14-dev lmdb-utils)
+TEST_PACKAGES=(python3 python3-zmq python3-protobuf protobuf-compiler systemd clang libclang-rt-14-dev lmdb-utils
+               chromium chromium-driver python3-selenium fonts-wqy-microhei openssl)
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'pm: %s\n' "$*" >&2; exit 1; }
@@ -120,6 +122,22 @@ sample() {
     pmctl call intake intake.estate.get '{"estate_id":"E02"}' | head -1
     pmctl metrics billing | grep -E '^billing_units|pm_consumer_applied_total' | sed 's/^/billing  /' || true
     pmctl metrics notify | grep -E '^notify_(units|contacts)|pm_consumer_applied_total' | sed 's/^/notify   /' || true
+    board
+}
+
+# The operations board: a token for it the first time (shown once, in the link).
+board() {
+    local out link
+    say ""
+    if out=$(pmctl token create board --role integration 2>/dev/null); then
+        link=$(printf '%s\n' "$out" | sed -n 's/^the board: *//p')
+        say "== the operations board: $link"
+        say "   (the link carries a new read-only token 'board', shown only this once)"
+    else
+        link=$(pmctl call gateway gateway.status 2>/dev/null | sed -n 's/^OK: gateway //p')
+        say "== the operations board: ${link:-see [gateway] listen}"
+        say "   (it asks for a token: ./pm ctl token create NAME --role integration)"
+    fi
 }
 
 usage() {
@@ -132,6 +150,7 @@ The move-in backend is running (PM_HOME=$PM_HOME).
   ./pm ctl metrics billing                    counters, gauges, latencies (--prom for Prometheus)
   ./pm ctl queues intake                      work waiting on people
   ./pm ctl import FILE.csv                    import units and owners
+  ./pm ctl token create NAME --role ROLE      an API token (HTTP API, events, board; shown once)
   ./pm status | ./pm down                     see or stop the daemons
 EOF
 }

@@ -390,6 +390,12 @@ pm__prometheus (void *arg)
     return pm_metrics_prometheus (d->metrics, d->name);
 }
 
+char *
+pm_daemon_prometheus (pm_daemon_t *d)
+{
+    return pm__prometheus (d);
+}
+
 static void
 s_upstreams_queue (pm_ctx_t *ctx, pm_daemon_t *d, uint32_t limit, Pm__V1__OpsQueuesReply *r)
 {

@@ -2,6 +2,7 @@
 #include "pm/zwatch.h"
 #include "pm/mem.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <zmq.h>
@@ -37,11 +38,21 @@ s_prepare_cb (struct ev_loop *loop, ev_prepare *w, int revents)
         ev_idle_start (loop, &z->idle);
 }
 
+/* After the poll. Check watchers run before the io and timer callbacks of
+ * the same turn (libev invokes the pending ones last queued first), so
+ * nothing touched the socket since the prepare looked: if it was not
+ * readable then (no idle started) and its fd did not signal (io not
+ * pending), it is not readable now, and asking libzmq again (two system
+ * calls inside it) is skipped. A message that arrives after the poll is
+ * seen by the next prepare. */
 static void
 s_check_cb (struct ev_loop *loop, ev_check *w, int revents)
 {
     pm_zwatch_t *z = w->data;
+    bool was_ready = ev_is_active (&z->idle);
     ev_idle_stop (loop, &z->idle);
+    if (!was_ready && !ev_is_pending (&z->io))
+        return;
     if (s_readable (z->sock))
         z->fn (z, z->sock, z->arg);
 }

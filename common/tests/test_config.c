@@ -63,8 +63,8 @@ test_embedded_default (void **state)
 
     size_t n = 0;
     const char *const *d = pm_config_daemons (c, &n);
-    static const char *const want[] = { "intake", "inspection", "workorder", "billing", "notify" };
-    assert_int_equal (n, 5);
+    static const char *const want[] = { "intake", "inspection", "workorder", "billing", "notify", "gateway" };
+    assert_int_equal (n, 6);
     for (size_t i = 0; i < n; i++)
         assert_string_equal (d[i], want[i]);
 

@@ -86,6 +86,25 @@ test_batch_applies_all_in_one_commit (void **state)
     free (items);
 }
 
+/* What GET /metrics serves: the gauges refreshed first, so the text says
+ * what is committed now, not what the last ops.metrics saw. */
+static void
+test_prometheus_text_has_fresh_gauges (void **state)
+{
+    fx_t *f = *state;
+    char *text = pm_daemon_prometheus (f->d);
+    assert_non_null (text);
+    assert_non_null (strstr (text, "pm_outbox_last_seq{daemon=\"pub\"} 0"));
+    free (text);
+    Pm__V1__Request *req = pmt_req ("p1", "test.put", "k1");
+    pmt_apply (f->d, req);
+    pmt_req_free (req);
+    text = pm_daemon_prometheus (f->d);
+    assert_non_null (strstr (text, "pm_outbox_last_seq{daemon=\"pub\"} 1"));
+    assert_non_null (strstr (text, "pm_outbox_events{daemon=\"pub\"} 1"));
+    free (text);
+}
+
 static void
 test_repeated_id_is_applied_once (void **state)
 {
@@ -302,6 +321,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_batch_applies_all_in_one_commit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_repeated_id_is_applied_once, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_prometheus_text_has_fresh_gauges, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_failed_command_rolls_back_alone, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_requests_change_nothing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_map_grows_when_full, s_setup, s_teardown),

@@ -43,7 +43,8 @@ def poll(what, fn, deadline_s=DEADLINE_S):
 class Cluster:
     def __init__(self):
         self.home = tempfile.mkdtemp(prefix="pmi.", dir="/tmp")
-        self.env = dict(os.environ, PM_HOME=self.home)
+        # the gateway's HTTP on a free port (pm.conf's default, 8080, is for ./pm up)
+        self.env = dict(os.environ, PM_HOME=self.home, PM_GATEWAY_LISTEN="127.0.0.1:0")
         self.procs = {}
         self.logs = {}
 

@@ -20,7 +20,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import BUILD, SOURCE, Cluster, poll  # noqa: E402
 
-DAEMONS = ["intake", "inspection", "workorder", "billing", "notify"]
+DAEMONS = ["intake", "inspection", "workorder", "billing", "notify", "gateway"]
 HEADER = "estate_id,estate_name,building,unit,floor,area_m2,owner_name,phone,email,id_number"
 DAY_MS = 86400 * 1000
 WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]

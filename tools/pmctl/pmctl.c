@@ -1087,6 +1087,25 @@ static const pmctl_command_t s_commands[] = {
       "curve_secret_file, the others' curve_public_key for it, and the line for\n"
       "the allow-list ([general] curve_allow) of the daemons a client talks to.\n"
       "  --dir DIR  where to write it" },
+    { "token", pmctl_token, "create NAME --role ROLE | list | revoke NAME",
+      "the gateway's API tokens: create (shown once), list, revoke\n"
+      "\n"
+      "A token is drawn here and shown only once; the gateway keeps its keyed hash.\n"
+      "Roles: operator (writes intake, inspection, workorder), finance (writes\n"
+      "billing), integration (reads and events), admin (everything, webhooks).\n"
+      "Every role reads and follows events. Requests carry it as\n"
+      "Authorization: Bearer TOKEN; their actor is NAME.\n"
+      "  -r, --role ROLE  operator, finance, integration or admin (create)" },
+    { "webhook", pmctl_webhook, "list | resume ID | delete ID | create URL --secret S [--type T]...",
+      "the gateway's webhook subscriptions: list, resume a paused one, ...\n"
+      "\n"
+      "Each matching event is POSTed in order, signed (Webhook-Signature); a\n"
+      "failing receiver is retried at once, after 1 min, 5 min, 30 min, 2 h, 6 h,\n"
+      "then daily, and paused after 3 days (ops.queues webhooks_paused). resume\n"
+      "continues from the cursor.\n"
+      "  -s, --secret S   signing secret, 16 to 256 bytes (create)\n"
+      "  -t, --type T     an event type or prefix, e.g. billing.invoice. (repeat; default all)\n"
+      "  -f, --from-start deliver every retained event too (default: from now)" },
     { "sync", s_cmd_sync, "[--wait SECONDS]",
       "wait until every committed event is applied\n"
       "\n"

@@ -1,7 +1,8 @@
 /* pmctl.h - what pmctl's command files share: the command table's entry, the
  * global options, option parsing, exit codes and the request helpers.
  * Commands live in pmctl.c (endpoints, call, ping, metrics, queues, clock,
- * sync), events.c, import.c and billing.c; the table that names them is in pmctl.c. */
+ * sync), events.c, import.c, keys.c, billing.c and gateway.c (token, webhook);
+ * the table that names them is in pmctl.c. */
 #ifndef PMCTL_H
 #define PMCTL_H
 
@@ -94,6 +95,10 @@ int pmctl_print_json (cJSON *j, bool pretty);
 int pmctl_events (pmctl_t *ctl, int argc, char **argv);
 /* import.c: `pmctl import FILE.csv [--chunk ROWS] [--inflight N]`. */
 int pmctl_import (pmctl_t *ctl, int argc, char **argv);
+/* gateway.c: `pmctl token create NAME --role ROLE | list | revoke NAME`. */
+int pmctl_token (pmctl_t *ctl, int argc, char **argv);
+/* gateway.c: `pmctl webhook list | resume ID | delete ID | create URL --secret S [--type T]...`. */
+int pmctl_webhook (pmctl_t *ctl, int argc, char **argv);
 
 /* A client of daemon's command endpoint, speaking CurveZMQ with
  * [pmctl] curve_secret_file when the daemon has a curve_public_key. NULL

@@ -176,6 +176,11 @@ const char *pm_daemon_name (pm_daemon_t *d);
 uint64_t pm_daemon_last_seq (pm_daemon_t *d);
 /* Last applied seq of an upstream (committed inbox cursor). */
 uint64_t pm_daemon_applied (pm_daemon_t *d, const char *source);
+/* The daemon's metrics in the Prometheus text format, its gauges refreshed
+ * from a read transaction first: what GET /metrics serves (for a daemon that
+ * serves HTTP itself). Caller frees; NULL when the store cannot be read.
+ * Not from inside a handler (it opens a read txn and uses the read arena). */
+char *pm_daemon_prometheus (pm_daemon_t *d);
 
 /* --- for handlers ---------------------------------------------------------- */
 
