@@ -1010,7 +1010,7 @@ static const pmctl_command_t s_commands[] = {
       "send one request; JSON is the method's body\n"
       "\n"
       "JSON is the body of METHOD (the Request field named after it), e.g.\n"
-      "  pmctl call intake intake.unit.get '{\"unit_id\":\"E01/1-0101\"}'\n"
+      "  pmctl call intake intake.unit.get '{\"unit_id\":\"E01/1/0101\"}'\n"
       "The request is resent with the same id until --timeout, so a write is\n"
       "applied at most once. Prints the status and the reply's body (--json: the\n"
       "whole reply); exit status 1 when the reply is not OK." },
@@ -1042,12 +1042,18 @@ static const pmctl_command_t s_commands[] = {
       "it (a lone argument with a '.' is a PREFIX: events intake.unit.).\n"
       "  -f, --follow  after the replay, print live events until interrupted\n"
       "  --from SEQ    replay from this seq (default 1)" },
-    { "import", pmctl_import, "FILE.csv [--chunk ROWS] [--inflight N]",
+    { "import", pmctl_import, "FILE.csv [--dry-run] [--chunk ROWS] [--inflight N]",
       "units and owners from a CSV file into intake\n"
       "\n"
-      "FILE.csv has a header line naming the columns, in any order (email may be\n"
-      "left out). Rows that are not CSV are reported here; intake judges the\n"
-      "values. Exit status 3 when rows were rejected.\n"
+      "FILE.csv has a header line naming the columns, in any order: estate_id,\n"
+      "estate_name, building, unit, floor, area_m2, owner_name, phone, id_number,\n"
+      "and optionally email, delivery_date (YYYY-MM-DD) and parking_spaces. A unit\n"
+      "is ESTATE/BUILDING/UNIT (E01/3/2-301); more rows for it add co-owners. UTF-8\n"
+      "or GBK (GB18030, converted; said once). Rows that are not CSV are reported\n"
+      "here; intake judges the values. Exit status 3 when rows were rejected.\n"
+      "  --dry-run      judge every row against what intake holds and report what the\n"
+      "                 import would do (created, updated, unchanged, rejected);\n"
+      "                 nothing is written\n"
       "  --chunk ROWS   rows per request (1 to 10000, default 500)\n"
       "  --inflight N   requests in flight at once (1 to 64, default 4)" },
     { "rebuild", s_cmd_rebuild, "DAEMON --from UPSTREAM [--wait SECONDS]",
