@@ -1056,6 +1056,24 @@ static const pmctl_command_t s_commands[] = {
       "                 nothing is written\n"
       "  --chunk ROWS   rows per request (1 to 10000, default 500)\n"
       "  --inflight N   requests in flight at once (1 to 64, default 4)" },
+    { "unit", pmctl_unit, "UNIT_ID",
+      "one unit's whole move-in case, each daemon's part\n"
+      "\n"
+      "Asks every daemon in the config for <daemon>.unit.get {unit_id} at once and\n"
+      "prints each part: intake's owners (masked), notice, appointment, check-in,\n"
+      "key gate and key ledger, then each other daemon's record of the unit. A\n"
+      "daemon that is down or does not answer the method is named as not\n"
+      "available, with why. UNIT_ID is ESTATE/BUILDING/UNIT, e.g. E01/3/2-301.\n"
+      "Exit status 1 when intake does not know the unit." },
+    { "top", pmctl_top, "[--once] [--interval SECONDS]",
+      "live board: every estate's progress, every daemon's queues and lag\n"
+      "\n"
+      "Per estate (intake.progress): units per state, completion, units blocked at\n"
+      "the key gate (on the invoice / the inspection), today's slots, check-ins,\n"
+      "waitlist, no-shows. Per daemon (ops.metrics, ops.queues): up or down, latest\n"
+      "seq, lag behind each upstream, queues with work waiting. 80 columns.\n"
+      "  --once              one frame, no escapes (for scripts)\n"
+      "  --interval SECONDS  redraw every SECONDS (default 2); Ctrl-C quits" },
     { "rebuild", s_cmd_rebuild, "DAEMON --from UPSTREAM [--wait SECONDS]",
       "rebuild DAEMON's projection of UPSTREAM from its snapshot\n"
       "\n"
