@@ -344,8 +344,8 @@ intake_row_check (pm_arena_t *a, const Pm__V1__ImportRow *row, intake_row_values
     if (strlen (row->estate_id) + strlen (row->building) + strlen (row->unit) > 200)
         REJECT ("unit", row->unit, "estate_id, building and unit together must be under 200 bytes");
     const char *why = NULL;
-    if (!s_int (s_narrow (a, row->floor), -20, 300, &v->floor))
-        REJECT ("floor", row->floor, "not a floor number (expected a whole number from -20 to 300, e.g. 12, or -1 "
+    if (!s_int (s_narrow (a, row->floor), -50, 999, &v->floor))
+        REJECT ("floor", row->floor, "not a floor number (expected a whole number from -50 to 999, e.g. 12, or -1 "
                                      "for a basement)");
     if (!s_area (s_narrow (a, row->area_m2), &v->area_cm2, &why))
         REJECT ("area_m2", row->area_m2, why);
