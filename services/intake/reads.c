@@ -220,5 +220,6 @@ intake_snapshot (pm_ctx_t *ctx, pm_txn_t *txn, pm_snapshot_t *snap)
                 break;
         }
     }
+    pm_scan_end (&s); /* the snapshot's read transaction outlives this page: close the cursor now */
     return PM_OK;
 }
