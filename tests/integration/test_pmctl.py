@@ -502,6 +502,24 @@ class Ops(PmctlCase):
         self.assertEqual({o["daemon"]: o["up"] for o in json.loads(r.stdout)},
                          {"intake": True, "billing": False, "inspection": True, "notify": True})
 
+    def test_unit_shows_each_daemons_part_and_which_is_down(self):
+        self.small_config()
+        self.c.start(*self.SMALL)
+        self.run_pmctl("import", self.write("units.csv", plain_rows([("101", "王一", "13800000001")])))
+        self.run_pmctl("sync", "--wait", "30")
+        r = self.run_pmctl("--timeout", "1000", "unit", "E05/1/101")
+        self.assertIn("intake: REGISTERED", r.stdout)
+        self.assertRegex(r.stdout, r"owner 0 +王一  138\*\*\*\*0001  ID 1101\*{10}\d{3}[\dX]")
+        self.assertRegex(r.stdout, r"(?m)^billing:\n  unit_id: E05/1/101\n  estate_id: E05\n  area_cm2: 8800")
+        for d in self.SMALL:
+            self.assertRegex(r.stdout, r"(?m)^%s:" % d)
+        self.c.kill("billing")
+        r = self.run_pmctl("--timeout", "1000", "unit", "E05/1/101")
+        self.assertRegex(r.stdout, r"(?m)^billing: not available \(no answer: is it running")
+        self.assertIn("intake: REGISTERED", r.stdout)
+        r = self.run_pmctl("--timeout", "1000", "unit", "E05/1/999", rc=1)
+        self.assertRegex(r.stdout, r"(?m)^intake: nothing on this unit \(unit_id: no unit 'E05/1/999'")
+
     def test_sync_waits_for_billing(self):
         self.small_config()
         self.c.start(*self.SMALL)
