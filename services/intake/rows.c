@@ -37,6 +37,11 @@ s_ascii_of (uint32_t cp)
 static char *
 s_narrow (pm_arena_t *a, const char *s)
 {
+    const char *q = s;
+    while (*q && (unsigned char) *q < 0x80)
+        q++;
+    if (!*q)
+        return (char *) s; /* ASCII: nothing to narrow (the common case) */
     size_t n = strlen (s), o = 0, len;
     char *out = pm_arena_alloc (a, n + 1);
     const char *p = s;
@@ -74,8 +79,8 @@ intake_resident_id_valid (const char *s)
 bool
 intake_has_resident_id (const char *s)
 {
-    if (!s)
-        return false;
+    if (!s || strlen (s) < 18)
+        return false; /* too short to hold one (most fields) */
     char buf[19];
     size_t run = 0;
     const char *p = s;
@@ -113,7 +118,7 @@ intake_has_resident_id (const char *s)
 char *
 intake_id_normalise (pm_arena_t *a, const char *s)
 {
-    char *n = s_narrow (a, s), *o = n;
+    char *n = pm_arena_strdup (a, s_narrow (a, s)), *o = n; /* a copy: s is not changed */
     for (const char *p = n; *p; p++) {
         if (*p == ' ' || *p == '\t')
             continue;
