@@ -174,8 +174,8 @@ s_frame (const pmctl_t *ctl, void *zctx, bool clear)
     s_cell (head, sizeof head, " UNITS", 7);
     for (int i = 0; i < 6; i++)
         s_cell (head, sizeof head, cols[i], 5);
-    s_cell (head, sizeof head, "   DONE", 7);
-    s_cell (head, sizeof head, "BLOCKED(inv/insp)", 17);
+    s_cell (head, sizeof head, "  DONE ", 7);
+    s_cell (head, sizeof head, "BLOCKED inv/insp", 16);
     s_line ("%s", head);
     if (!intake_ok)
         s_line ("  intake: %s", pr ? pr->message : asks[0].why ? asks[0].why : "no answer");
