@@ -125,39 +125,51 @@ s_reject (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__IntakeImportRequest *q, co
     pm_queue_put (txn, INTAKE_REJECTS, intake_reject_key (&k, q->file_name, row->line), item);
 }
 
+/* The estate a chunk's rows were last checked against: rows of one estate
+ * come together, so its record is read once per chunk, not once per row. */
+typedef struct {
+    char *estate_id, *estate_name; /* arena; NULL: none yet */
+} s_estate_seen_t;
+
 /* The rule that needs what intake holds: the estate's name. NULL when the
- * row may go on; else the reason (and *est the estate record when held). */
+ * row may go on (*held: whether intake holds the estate); else the reason. */
 static const char *
-s_estate_conflict (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__ImportRow *row, Pm__Intake__EstateRecord **est)
+s_estate_conflict (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__ImportRow *row, s_estate_seen_t *seen, bool *held)
 {
-    pm_key_t k;
-    *est = NULL;
-    if (pm_txn_get_msg (txn, INTAKE_ESTATES, intake_estate_key (&k, row->estate_id),
-                        &pm__intake__estate_record__descriptor, est)
-        != PM_OK) {
-        *est = NULL;
-        return NULL;
+    *held = true;
+    if (!seen->estate_id || strcmp (seen->estate_id, row->estate_id) != 0) {
+        pm_key_t k;
+        Pm__Intake__EstateRecord *est;
+        if (pm_txn_get_msg (txn, INTAKE_ESTATES, intake_estate_key (&k, row->estate_id),
+                            &pm__intake__estate_record__descriptor, &est)
+            != PM_OK) {
+            *held = false;
+            return NULL;
+        }
+        seen->estate_id = est->estate_id;
+        seen->estate_name = est->estate_name;
     }
-    if (s_same ((*est)->estate_name, row->estate_name))
+    if (s_same (seen->estate_name, row->estate_name))
         return NULL;
     return pm_arena_printf (ctx->arena,
                             "contradicts the name intake holds for estate %s: '%s' (this row says '%s'); one estate "
                             "id has one name: correct the row, or give the other estate its own estate_id",
-                            row->estate_id, (*est)->estate_name, row->estate_name);
+                            row->estate_id, seen->estate_name, row->estate_name);
 }
 
 /* Applies one valid row. Returns 0 unchanged, 1 created, 2 updated, a
  * rejection reason through *why (nothing written), or a pm_err. */
 static int
 s_apply_row (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const Pm__V1__IntakeImportRequest *q,
-             const Pm__V1__ImportRow *row, const intake_row_values_t *v, intake_row_error_t *why)
+             const Pm__V1__ImportRow *row, const intake_row_values_t *v, s_estate_seen_t *seen,
+             intake_row_error_t *why)
 {
     intake_t *in = ctx->app;
     char unit_id[INTAKE_UNIT_ID_MAX];
     if (intake_unit_id (unit_id, sizeof unit_id, row->estate_id, row->building, row->unit) != PM_OK)
         return PM_EINVAL;
-    Pm__Intake__EstateRecord *est;
-    const char *conflict = s_estate_conflict (ctx, txn, row, &est);
+    bool held;
+    const char *conflict = s_estate_conflict (ctx, txn, row, seen, &held);
     if (conflict) {
         *why = (intake_row_error_t) { "estate_name", row->estate_name, conflict };
         return 3;
@@ -243,12 +255,14 @@ s_apply_row (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const Pm__V1__IntakeIm
         return 0;
 
     pm_txn_put_msg (txn, INTAKE_UNITS, intake_unit_key (&k, unit_id), &rec->base);
-    if (!est) {
+    if (!held) {
         Pm__Intake__EstateRecord e = PM__INTAKE__ESTATE_RECORD__INIT;
         e.estate_id = row->estate_id;
         e.estate_name = row->estate_name;
         e.created_ms = ctx->now_ms;
         pm_txn_put_msg (txn, INTAKE_ESTATES, intake_estate_key (&k, row->estate_id), &e.base);
+        seen->estate_id = row->estate_id;
+        seen->estate_name = row->estate_name;
     }
     if (q->dry_run)
         return result;
@@ -345,6 +359,7 @@ intake_on_import (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_o
         t = &dry;
         s_dry_load (t, q);
     }
+    s_estate_seen_t seen = { NULL, NULL };
     for (size_t i = 0; i < q->n_rows; i++) {
         const Pm__V1__ImportRow *row = s_trimmed (ctx, q->rows[i]);
         intake_row_values_t v;
@@ -353,7 +368,7 @@ intake_on_import (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_o
             s_reject (ctx, txn, q, row, &e, r);
             continue;
         }
-        int rc = s_apply_row (ctx, t, out, q, row, &v, &e);
+        int rc = s_apply_row (ctx, t, out, q, row, &v, &seen, &e);
         if (rc == 3) {
             s_reject (ctx, txn, q, row, &e, r);
             continue;
