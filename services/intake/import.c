@@ -157,12 +157,57 @@ s_estate_conflict (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__ImportRow *row, s
                             row->estate_id, seen->estate_name, row->estate_name);
 }
 
+/* Counter changes of a chunk, added up and written once at its end: the
+ * rows of a chunk mostly share an estate and a building, so a chunk of 500
+ * new units moves two counters once instead of a thousand times. */
+typedef struct {
+    const char *estate_id, *building, *name;
+    int64_t delta;
+} s_tally_t;
+
+typedef struct {
+    s_tally_t *v;
+    size_t n, cap;
+} s_tallies_t;
+
+static void
+s_tally (pm_ctx_t *ctx, s_tallies_t *t, const char *estate_id, const char *building, const char *name)
+{
+    for (size_t i = t->n; i-- > 0 && i + 8 >= t->n;) /* the last few: rows come grouped */
+        if (t->v[i].name == name && strcmp (t->v[i].building, building) == 0
+            && strcmp (t->v[i].estate_id, estate_id) == 0) {
+            t->v[i].delta++;
+            return;
+        }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 16;
+        s_tally_t *v = pm_arena_alloc (ctx->arena, cap * sizeof *v);
+        if (t->n)
+            memcpy (v, t->v, t->n * sizeof *v);
+        t->v = v;
+        t->cap = cap;
+    }
+    t->v[t->n++] = (s_tally_t) { estate_id, building, name, 1 };
+}
+
+static int
+s_tallies_flush (pm_txn_t *txn, s_tallies_t *t)
+{
+    int rc = PM_OK;
+    for (size_t i = 0; i < t->n && rc == PM_OK; i++)
+        rc = intake_count_add (txn, t->v[i].estate_id, t->v[i].building, t->v[i].name, t->v[i].delta);
+    t->n = 0;
+    return rc;
+}
+
+static const char s_registered[] = "s:REGISTERED", s_owners[] = "owners";
+
 /* Applies one valid row. Returns 0 unchanged, 1 created, 2 updated, a
  * rejection reason through *why (nothing written), or a pm_err. */
 static int
 s_apply_row (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const Pm__V1__IntakeImportRequest *q,
              const Pm__V1__ImportRow *row, const intake_row_values_t *v, s_estate_seen_t *seen,
-             intake_row_error_t *why)
+             s_tallies_t *tallies, intake_row_error_t *why)
 {
     intake_t *in = ctx->app;
     char unit_id[INTAKE_UNIT_ID_MAX];
@@ -267,9 +312,9 @@ s_apply_row (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const Pm__V1__IntakeIm
     if (q->dry_run)
         return result;
     if (result == 1)
-        intake_count_add (txn, row->estate_id, row->building, "s:REGISTERED", 1);
+        s_tally (ctx, tallies, row->estate_id, row->building, s_registered);
     if (new_owner)
-        intake_count_add (txn, row->estate_id, row->building, "owners", 1);
+        s_tally (ctx, tallies, row->estate_id, row->building, s_owners);
 
     Pm__V1__Event ev = PM__V1__EVENT__INIT;
     ev.correlation_id = q->batch_id;
@@ -360,6 +405,7 @@ intake_on_import (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_o
         s_dry_load (t, q);
     }
     s_estate_seen_t seen = { NULL, NULL };
+    s_tallies_t tallies = { NULL, 0, 0 };
     for (size_t i = 0; i < q->n_rows; i++) {
         const Pm__V1__ImportRow *row = s_trimmed (ctx, q->rows[i]);
         intake_row_values_t v;
@@ -368,7 +414,7 @@ intake_on_import (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_o
             s_reject (ctx, txn, q, row, &e, r);
             continue;
         }
-        int rc = s_apply_row (ctx, t, out, q, row, &v, &seen, &e);
+        int rc = s_apply_row (ctx, t, out, q, row, &v, &seen, &tallies, &e);
         if (rc == 3) {
             s_reject (ctx, txn, q, row, &e, r);
             continue;
@@ -393,6 +439,8 @@ intake_on_import (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_o
         s_dry_keep (ctx, t, q, r);
         pm_txn_abort (&dry);
     }
+    else if (s_tallies_flush (txn, &tallies) != PM_OK)
+        return pm_reply (out, PM__V1__STATUS__UNAVAILABLE, "storage: the counters could not be written");
     else if (r->rejected)
         pm_info ("import %s chunk %u: %u created, %u updated, %u unchanged, %u rejected", q->batch_id, q->chunk_no,
                  r->created, r->updated, r->unchanged, r->rejected);
