@@ -120,6 +120,13 @@ sample() {
     say "== what the daemons now hold"
     pmctl call intake intake.estate.get '{"estate_id":"E01"}' | head -1
     pmctl call intake intake.estate.get '{"estate_id":"E02"}' | head -1
+    # the move-in notice for E01, and its units booked over the next two days (estate time)
+    local d1 d2
+    d1=$(TZ=Asia/Shanghai date -d tomorrow +%F) d2=$(TZ=Asia/Shanghai date -d '2 days' +%F)
+    pmctl call intake intake.notice.send \
+        "{\"estate_id\":\"E01\",\"window\":\"$d1 to $d2\",\"place\":\"1号楼一层物业服务中心\"}" | head -1
+    pmctl call intake intake.schedule.plan \
+        "{\"estate_id\":\"E01\",\"days\":[{\"date\":\"$d1\"},{\"date\":\"$d2\"}],\"opens\":\"09:00\",\"closes\":\"17:00\",\"slot_minutes\":30,\"counters\":2,\"per_counter\":2,\"place\":\"1号楼一层\"}" | head -1
     pmctl metrics billing | grep -E '^billing_units|pm_consumer_applied_total' | sed 's/^/billing  /' || true
     pmctl metrics notify | grep -E '^notify_(units|contacts)|pm_consumer_applied_total' | sed 's/^/notify   /' || true
     board
@@ -145,11 +152,13 @@ usage() {
 
 The move-in backend is running (PM_HOME=$PM_HOME).
   ./pm ctl endpoints                          where each daemon listens
-  ./pm ctl call intake intake.unit.get '{"unit_id":"E01/1-101"}'
+  ./pm ctl call intake intake.unit.get '{"unit_id":"E01/1/101"}'
+  ./pm ctl unit E01/1/101                     one unit's whole case, each daemon's part
+  ./pm ctl top                                live board: estates' progress, daemons' queues and lag
   ./pm ctl events intake intake.unit. | head  events as JSON lines (--follow to keep going)
   ./pm ctl metrics billing                    counters, gauges, latencies (--prom for Prometheus)
   ./pm ctl queues intake                      work waiting on people
-  ./pm ctl import FILE.csv                    import units and owners
+  ./pm ctl import FILE.csv                    import units and owners (UTF-8 or GBK; --dry-run first)
   ./pm ctl token create NAME --role ROLE      an API token (HTTP API, events, board; shown once)
   ./pm status | ./pm down                     see or stop the daemons
 EOF

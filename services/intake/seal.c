@@ -1,9 +1,15 @@
-/* seal.c - owners' ID numbers at rest: the sealing key, sealing and opening.
+/* seal.c - owners' ID numbers at rest and owners' identity: the keys, sealing
+ * and opening, the owner key, and the app context.
  *
- * libsodium's secretbox (XSalsa20-Poly1305). The key lives in [intake]
- * key_file, created on first start with mode 0600; without it sealed ID
- * numbers cannot be read, so intake refuses to start on a key of the wrong
- * size rather than make a new one. */
+ * libsodium's secretbox (XSalsa20-Poly1305) seals an ID number; its key lives
+ * in [intake] key_file, created on first start with mode 0600. An owner is
+ * known by a keyed hash of the ID number (generichash, BLAKE2b, 128 bits)
+ * under a second key kept beside it ([intake] owner_key_file, by default
+ * intake-owner.key in the sealing key's directory): two owners with the same
+ * name stay two owners, and the same ID number on a later row is the same
+ * owner, without opening any sealed box. Without the keys sealed ID numbers
+ * cannot be read and owners cannot be matched, so intake refuses to start on
+ * a key file of the wrong size rather than make a new one. */
 #include "intake.h"
 #include "pm/err.h"
 #include "pm/log.h"
@@ -28,6 +34,46 @@ intake_key_file (const pm_config_t *cfg)
     return path;
 }
 
+/* Loads a key of size bytes from path, or creates it (random, mode 0600,
+ * fsync'd) when the file does not exist. A file of another size is refused:
+ * making a new key would lose what the old one protects. */
+static int
+s_load_keyfile (const char *path, unsigned char *key, size_t size, const char *what)
+{
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read (fd, key, size);
+        close (fd);
+        if (n != (ssize_t) size) {
+            pm_error ("%s: expected a %zu-byte %s; refusing to start rather than lose what it protects", path, size,
+                      what);
+            return PM_EIO;
+        }
+        return PM_OK;
+    }
+    if (errno != ENOENT) {
+        pm_error ("cannot read %s: %s", path, strerror (errno));
+        return PM_EIO;
+    }
+    char *dir = pm_xstrdup (path), *slash = strrchr (dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        pm_mkdirs (dir);
+    }
+    free (dir);
+    randombytes_buf (key, size);
+    fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || write (fd, key, size) != (ssize_t) size || fsync (fd) != 0) {
+        pm_error ("cannot create %s: %s", path, strerror (errno));
+        if (fd >= 0)
+            close (fd);
+        return PM_EIO;
+    }
+    close (fd);
+    pm_info ("created the %s %s (back it up with the data)", what, path);
+    return PM_OK;
+}
+
 int
 intake_load_key (intake_t *in, const char *path)
 {
@@ -37,38 +83,37 @@ intake_load_key (intake_t *in, const char *path)
     }
     randombytes_buf (in->nonce_prefix, sizeof in->nonce_prefix);
     in->nonce_n = 0;
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read (fd, in->key, sizeof in->key);
-        close (fd);
-        if (n != (ssize_t) sizeof in->key) {
-            pm_error ("%s: expected a %zu-byte key; refusing to start rather than lose sealed ID numbers",
-                      path, sizeof in->key);
-            return PM_EIO;
-        }
-        return PM_OK;
-    }
-    if (errno != ENOENT) {
-        pm_error ("cannot read %s: %s", path, strerror (errno));
-        return PM_EIO;
-    }
-    char *dir = pm_xstrdup (path), *slash = dir ? strrchr (dir, '/') : NULL;
-    if (slash && slash != dir) {
-        *slash = '\0';
-        pm_mkdirs (dir);
-    }
-    free (dir);
-    crypto_secretbox_keygen (in->key);
-    fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || write (fd, in->key, sizeof in->key) != (ssize_t) sizeof in->key || fsync (fd) != 0) {
-        pm_error ("cannot create %s: %s", path, strerror (errno));
-        if (fd >= 0)
-            close (fd);
-        return PM_EIO;
-    }
-    close (fd);
-    pm_info ("created the ID-number sealing key %s (back it up with the data)", path);
-    return PM_OK;
+    return s_load_keyfile (path, in->key, sizeof in->key, "ID-number sealing key");
+}
+
+int
+intake_load_owner_key (intake_t *in, const char *path)
+{
+    return s_load_keyfile (path, in->owner_key, sizeof in->owner_key, "owner key (owners are known by it)");
+}
+
+const char *
+intake_owner_key_file (const pm_config_t *cfg)
+{
+    static char path[4096];
+    const char *v = pm_config_get (cfg, "intake", "owner_key_file", NULL);
+    if (v && *v)
+        return v;
+    const char *seal = intake_key_file (cfg);
+    const char *slash = strrchr (seal, '/');
+    if (slash)
+        snprintf (path, sizeof path, "%.*s/intake-owner.key", (int) (slash - seal), seal);
+    else
+        snprintf (path, sizeof path, "intake-owner.key");
+    return path;
+}
+
+void
+intake_owner_key (const intake_t *in, const char *id, char out[2 * INTAKE_OWNER_KEY_BYTES + 1])
+{
+    unsigned char h[INTAKE_OWNER_KEY_BYTES];
+    crypto_generichash (h, sizeof h, (const unsigned char *) id, strlen (id), in->owner_key, sizeof in->owner_key);
+    sodium_bin2hex (out, 2 * INTAKE_OWNER_KEY_BYTES + 1, h, sizeof h);
 }
 
 /* Seals an ID number: nonce || secretbox. The nonce is a 128-bit random
@@ -101,6 +146,27 @@ intake_unseal (pm_ctx_t *ctx, const intake_t *in, ProtobufCBinaryData b)
     return out;
 }
 
+/* An integer setting in [lo, hi]; false (logged with file, line and key) if not. */
+static bool
+s_setting (const pm_config_t *cfg, const char *key, int64_t def, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *err = NULL;
+    if (pm_config_int (cfg, "intake", key, def, out, &err) != PM_OK) {
+        pm_error ("%s", err ? err : key);
+        free (err);
+        return false;
+    }
+    if (*out < lo || *out > hi) {
+        char *why = pm_xasprintf ("expected %lld to %lld", (long long) lo, (long long) hi);
+        err = pm_config_error (cfg, "intake", key, why);
+        pm_error ("%s", err);
+        free (err);
+        free (why);
+        return false;
+    }
+    return true;
+}
+
 void *
 intake_app_new (pm_daemon_t *d, const pm_config_t *cfg)
 {
@@ -108,10 +174,20 @@ intake_app_new (pm_daemon_t *d, const pm_config_t *cfg)
         pm_error ("libsodium failed to initialise");
         return NULL;
     }
+    int64_t owners, offset, overdue;
+    if (!s_setting (cfg, "max_owners_per_unit", 10, 1, 1000, &owners)
+        || !s_setting (cfg, "utc_offset_minutes", 480, -720, 840, &offset)
+        || !s_setting (cfg, "notice_overdue_h", 24, 1, 24 * 365, &overdue))
+        return NULL;
     intake_t *in = sodium_malloc (sizeof *in);
     if (!in)
         pm_oom ("sodium_malloc", sizeof *in);
-    if (intake_load_key (in, intake_key_file (cfg)) != PM_OK) {
+    in->cfg = cfg;
+    in->max_owners = (uint32_t) owners;
+    in->utc_offset_ms = offset * 60000;
+    in->notice_overdue_ms = overdue * 3600000;
+    if (intake_load_key (in, intake_key_file (cfg)) != PM_OK
+        || intake_load_owner_key (in, intake_owner_key_file (cfg)) != PM_OK) {
         sodium_free (in);
         return NULL;
     }

@@ -250,7 +250,7 @@ done:
 typedef struct {
     void *zctx;
     const char *endpoint;
-    char estate[16];       /* units <estate>/<chunk no>-<row no> */
+    char estate[16];       /* units <estate>/<chunk no>/<row no> */
     int rows;              /* to import */
     /* results */
     int chunks;            /* answered */
@@ -392,7 +392,7 @@ s_reader_run (void *arg)
         while (!stop && next_us <= now) { /* on schedule, answered or not */
             char id[27], unit_id[32];
             int k = rd->sent % rd->units;
-            snprintf (unit_id, sizeof unit_id, "%s/%04d-%04d", rd->estate, k / S_CHUNK_ROWS, k % S_CHUNK_ROWS);
+            snprintf (unit_id, sizeof unit_id, "%s/%04d/%04d", rd->estate, k / S_CHUNK_ROWS, k % S_CHUNK_ROWS);
             Pm__V1__IntakeUnitGetRequest body = PM__V1__INTAKE_UNIT_GET_REQUEST__INIT;
             body.unit_id = unit_id;
             Pm__V1__Request req = PM__V1__REQUEST__INIT;

@@ -76,27 +76,34 @@ class PmctlCase(unittest.TestCase):
         return r
 
     def unit(self, unit_id):
-        """intake.unit.get as pmctl --json shows it: the reply's unit, or None when NOT_FOUND."""
+        """intake.unit.get as pmctl --json shows it: the reply's unit, or None when NOT_FOUND.
+        Each owner's owner_key (the keyed hash of the ID number) is checked and left out."""
         r = self.c.pmctl("--json", "call", "intake", "intake.unit.get", json.dumps({"unit_id": unit_id}),
                          check=False)
         if r.returncode == 1 and "NOT_FOUND" in r.stdout:
             return None
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        return json.loads(r.stdout)["intake_unit_get"]["unit"]
+        u = json.loads(r.stdout)["intake_unit_get"]["unit"]
+        for o in u.get("owners", []):
+            self.assertRegex(o.pop("owner_key"), r"^[0-9a-f]{32}$")
+        return u
 
-    def two_daemon_config(self):
-        """A config naming only intake and billing (sections copied from deploy/pm.conf), used
-        by the daemons and pmctl alike: so ping and sync with no names mean those two."""
+    SMALL = ("intake", "billing", "inspection", "notify")
+
+    def small_config(self):
+        """A config naming only intake, billing and intake's other upstreams (sections copied from
+        deploy/pm.conf), used by the daemons and pmctl alike: so ping and sync with no names mean
+        those four."""
         with open(os.path.join(SOURCE, "deploy/pm.conf"), encoding="utf-8") as f:
             text = f.read()
         keep, out = True, []
         for line in text.splitlines():
             m = re.match(r"\s*\[(\w+)\]", line)
             if m:
-                keep = m.group(1) in ("general", "intake", "billing")
+                keep = m.group(1) in ("general",) + self.SMALL
             if keep:
                 out.append(line)
-        path = os.path.join(self.c.home, "two.conf")
+        path = os.path.join(self.c.home, "small.conf")
         with open(path, "w", encoding="utf-8") as f:
             f.write("\n".join(out) + "\n")
         self.c.env["PM_CONFIG"] = path
@@ -143,8 +150,8 @@ def bad_file():
     return data.replace(b"\x00GBK\x00", b"\xd5\xc5\xce\xb0")  # 张伟 in GBK
 
 
-BAD_GOOD_UNITS = ["E02/1-101", "E02/1-104", "E02/1-107"]
-BAD_REJECTED_UNITS = ["E02/1-102", "E02/1-103", "E02/1-105", "E02/1-106", "E02/1-108"]
+BAD_GOOD_UNITS = ["E02/1/101", "E02/1/104", "E02/1/107"]
+BAD_REJECTED_UNITS = ["E02/1/102", "E02/1/103", "E02/1/105", "E02/1/106", "E02/1/108"]
 
 
 class Import(PmctlCase):
@@ -156,15 +163,15 @@ class Import(PmctlCase):
         path = self.write("excel.csv", excel_file())
         r = self.run_pmctl("import", path)
         self.assertIn("4 created, 0 updated, 0 unchanged, 0 rejected", r.stdout)
-        u = self.unit("E01/1-101")  # estate_id/building-unit, whatever the column order
+        u = self.unit("E01/1/101")  # ESTATE/BUILDING/UNIT, whatever the column order
         self.assertEqual((u["estate_id"], u["building"], u["unit"], u["floor"], u["area_cm2"]),
                          ("E01", "1", "101", 1, 8850))
         self.assertEqual(u["estate_name"], "翠湖花园, 一期")  # quoted comma; no BOM in the first column
         self.assertEqual(u["owners"], [{"name": "王一", "phone": "13800000001"}])  # empty email: none
-        self.assertEqual(self.unit("E01/1-102")["owners"][0]["name"], '李"小四"')  # doubled quote
-        u = self.unit("E01/2-201")  # the record that spans lines 4-5
+        self.assertEqual(self.unit("E01/1/102")["owners"][0]["name"], '李"小四"')  # doubled quote
+        u = self.unit("E01/2/201")  # the record that spans lines 4-5
         self.assertEqual((u["owners"][0]["name"], u["area_cm2"], u["floor"]), ("张三", 10050, 2))
-        u = self.unit("E01/2-202")  # the row after it, on line 6; no '\r' left on the last column
+        u = self.unit("E01/2/202")  # the row after it, on line 6; no '\r' left on the last column
         self.assertEqual(u["estate_id"], "E01")
         self.assertEqual(u["owners"][0], {"name": "赵六", "phone": "13800000004", "email": "zhao@example.com"})
         # the same file with the multi-line record's area mistyped: reported on the line it starts on
@@ -247,6 +254,66 @@ class Import(PmctlCase):
         self.assertIn(path, r.stderr)
         self.assertIn("No such file", r.stderr)
 
+    def test_gbk_file_is_converted_and_said_once(self):
+        rows = [("101", "王一", "138 0000 0001"), ("102", "李二", "+86 138-0000-0002"), ("103", "张三", "１３８００００００03")]
+        path = self.write("gbk.csv", plain_rows(rows).decode("utf-8").encode("gb18030"))
+        r = self.run_pmctl("import", path)
+        self.assertIn("3 created, 0 updated, 0 unchanged, 0 rejected", r.stdout)
+        self.assertEqual(r.stderr.count("read it as GB18030 (GBK)"), 1, r.stderr)
+        u = self.unit("E05/1/102")
+        self.assertEqual((u["estate_name"], u["owners"][0]["name"], u["owners"][0]["phone"]),
+                         ("和光里", "李二", "13800000002"))  # phones as SMS needs them
+        self.assertEqual(self.unit("E05/1/103")["owners"][0]["phone"], "13800000003")
+        r = self.run_pmctl("--json", "import", path)
+        self.assertEqual(json.loads(r.stdout)["encoding"], "GB18030")
+
+    def test_file_level_faults_said_once(self):
+        text = plain_rows([("101", "王一", "13800000001"), ("102", "王二", "13800000002")]).decode("utf-8")
+        r = self.run_pmctl("import", self.write("u16.csv", b"\xff\xfe" + text.encode("utf-16-le")), rc=2)
+        self.assertEqual(r.stderr.count("\n"), 1, r.stderr)
+        self.assertIn("UTF-16", r.stderr)
+        r = self.run_pmctl("import", self.write("long.csv", ("estate_id," + "x" * 70000 + "\n1,2\n").encode()), rc=2)
+        self.assertIn("longer than 64 KiB, so it is not a header", r.stderr)
+        self.assertNotIn("success", r.stderr)
+        data = plain_rows([("101", "王一", "13800000001")]).replace(b"\xe7\x8e\x8b\xe4\xb8\x80", b"A\x00B")
+        r = self.run_pmctl("import", self.write("nul.csv", data), rc=3)
+        self.assertRegex(r.stdout, r"line 2, column 7 \(owner_name\): .*NUL byte")
+        self.assertNotIn("GBK", r.stdout)
+        self.assertEqual(self.c.metric("intake", "intake_units"), 0)
+
+    def test_resident_id_in_the_wrong_column_is_never_shown(self):
+        rid = resident_id(55)
+        data = (HEADER + "\nE05,和光里,1,101,1,88.00,王一,13800000001,%s,%s\n" % (rid, resident_id(56))).encode()
+        r = self.run_pmctl("import", self.write("leak.csv", data), rc=3)
+        self.assertRegex(r.stdout, r"line 2, column 9 \(email\): '11\*+%s': holds a resident ID number" % rid[-2:])
+        q = self.run_pmctl("queues", "intake")
+        for out in (r.stdout, r.stderr, q.stdout, self.c.read("intake.log")):
+            self.assertNotIn(rid, out)
+            self.assertNotIn(rid[2:-2], out)
+
+    def test_dry_run_reports_exactly_what_the_import_does(self):
+        # a co-owner row two chunks after its unit's first row, a contradicting estate name, a bad row
+        lines = [HEADER] + ["E05,和光里,1,%d,1,88.00,王%d,138000000%02d,,%s" % (101 + i, i, i, resident_id(i))
+                            for i in range(4)]
+        lines += ["E05,和光里,1,101,1,88.00,李四,13900000009,,%s" % resident_id(9),
+                  "E05,和光里二期,1,105,1,88.00,王五,13900000005,,%s" % resident_id(10),
+                  "E05,和光里,1,106,1,八十八,王六,13900000006,,%s" % resident_id(11)]
+        path = self.write("dry.csv", ("\n".join(lines) + "\n").encode())
+        r = self.run_pmctl("import", "--dry-run", "--chunk", "2", path, rc=3)
+        self.assertIn("(dry run, nothing written: what the import would do): 4 created, 1 updated, 0 unchanged, "
+                      "2 rejected", r.stdout)
+        self.assertRegex(r.stdout, r"line 7, column 2 \(estate_name\): '和光里二期': contradicts .*'和光里'")
+        self.assertEqual(self.c.metric("intake", "intake_units"), 0)
+        self.assertEqual(self.c.metric("intake", "pm_outbox_last_seq"), 0)
+        self.assertIn("import_rejections (0)", self.run_pmctl("queues", "intake").stdout)
+        real = self.run_pmctl("import", "--chunk", "2", path, rc=3)
+        self.assertEqual(r.stdout.split("\n", 1)[1], real.stdout.split("\n", 1)[1])  # the same rejections
+        self.assertIn("4 created, 1 updated, 0 unchanged, 2 rejected", real.stdout)
+        self.assertEqual(len(self.unit("E05/1/101")["owners"]), 2)
+        r = self.run_pmctl("--json", "import", "--dry-run", path, rc=3)
+        o = json.loads(r.stdout)
+        self.assertEqual((o["dry_run"], o["created"], o["updated"], o["unchanged"]), (True, 0, 0, 5))
+
     def test_rerun_changes_nothing_and_a_changed_phone_is_one_update(self):
         rows = [("101", "王一", "13800000001"), ("102", "王二", "13800000002"), ("103", "王三", "13800000003")]
         path = self.write("units.csv", plain_rows(rows))
@@ -258,7 +325,7 @@ class Import(PmctlCase):
         path = self.write("units-fixed.csv", plain_rows(rows))
         r = self.run_pmctl("import", path)
         self.assertIn("0 created, 1 updated, 2 unchanged, 0 rejected", r.stdout)
-        self.assertEqual(self.unit("E05/1-102")["owners"][0]["phone"], "13911112222")
+        self.assertEqual(self.unit("E05/1/102")["owners"][0]["phone"], "13911112222")
         self.assertEqual(self.c.metric("intake", "pm_outbox_last_seq"), 4)  # 3 registered + 1 updated
 
 
@@ -280,13 +347,13 @@ class Call(PmctlCase):
         self.assert_one_line_error(r, "unknown daemon 'nosuchdaemon'")
         r = self.run_pmctl("call", "intake", "intake.nosuch", rc=2)
         self.assert_one_line_error(r, "unknown method 'intake.nosuch'")
-        r = self.run_pmctl("call", "intake", "intake.unit.get", '{"unit_id": "E01/1-101"', rc=2)
+        r = self.run_pmctl("call", "intake", "intake.unit.get", '{"unit_id": "E01/1/101"', rc=2)
         self.assert_one_line_error(r, "bad JSON")
-        r = self.run_pmctl("call", "intake", "intake.unit.get", '{"unitid": "E01/1-101"}', rc=2)
+        r = self.run_pmctl("call", "intake", "intake.unit.get", '{"unitid": "E01/1/101"}', rc=2)
         self.assert_one_line_error(r, "unknown field 'unitid'")
-        r = self.run_pmctl("call", "intake", "intake.unit.get", '{"unit_id": "E01/9-999"}', rc=1)
+        r = self.run_pmctl("call", "intake", "intake.unit.get", '{"unit_id": "E01/9/999"}', rc=1)
         self.assertIn("NOT_FOUND", r.stderr)
-        self.assertIn("E01/9-999", r.stderr)
+        self.assertIn("E01/9/999", r.stderr)
         # only the last one reached intake
         self.assertEqual(self.c.metric("intake", "pm_requests_total",
                                        'method="intake.unit.get",status="NOT_FOUND"'), 1)
@@ -325,7 +392,7 @@ class Events(PmctlCase):
         self.assertEqual([e["seq"] for e in evs], [1, 2, 3, 4])
         self.assertEqual([e["type"] for e in evs], ["intake.unit.registered"] * 3 + ["intake.unit.updated"])
         self.assertEqual({e["source"] for e in evs}, {"intake"})
-        self.assertEqual([e["unit_id"] for e in evs], ["E05/1-101", "E05/1-102", "E05/1-103", "E05/1-101"])
+        self.assertEqual([e["unit_id"] for e in evs], ["E05/1/101", "E05/1/102", "E05/1/103", "E05/1/101"])
         self.assertEqual([e["seq"] for e in self.events("--from", "3", "intake")], [3, 4])
         upd = self.events("intake", "intake.unit.updated")
         self.assertEqual([(e["seq"], e["type"]) for e in upd], [(4, "intake.unit.updated")])
@@ -359,7 +426,7 @@ class Events(PmctlCase):
         self.assertEqual(rc, 0, err)
         have(0)
         self.assertEqual([e["seq"] for e in seen], [1, 2, 3, 4])
-        self.assertEqual((seen[3]["type"], seen[3]["unit_id"]), ("intake.unit.updated", "E05/1-101"))
+        self.assertEqual((seen[3]["type"], seen[3]["unit_id"]), ("intake.unit.updated", "E05/1/101"))
 
 
 # --- clock ---------------------------------------------------------------------------------------
@@ -411,8 +478,9 @@ class Ops(PmctlCase):
         r = self.run_pmctl("queues", "intake")
         # the rows intake judged (values); rows that are not CSV never reach it (see the report)
         self.assertIn("import_rejections (2)", r.stdout)
-        self.assertRegex(r.stdout, r"(?m)^ +bad\.csv:3 .*area_m2: .*value=八十九")
-        self.assertRegex(r.stdout, r"(?m)^ +bad\.csv:4 .*owner_name: missing")
+        # kept by the file's full path: another bad.csv elsewhere is another file
+        self.assertRegex(r.stdout, r"(?m)^ +/\S*/bad\.csv:3 .*area_m2: .*value=八十九")
+        self.assertRegex(r.stdout, r"(?m)^ +/\S*/bad\.csv:4 .*owner_name: missing")
         # the same file name with those two rows fixed: they leave the queue
         fixed = bad_file().replace("八十九".encode(), b"89.00").replace(b"E02,1,103,,", "E02,1,103,王三,".encode())
         self.run_pmctl("import", self.write("bad.csv", fixed), rc=3)
@@ -421,8 +489,8 @@ class Ops(PmctlCase):
         self.assertNotIn("bad.csv:", r.stdout)
 
     def test_ping_shows_the_daemon_that_is_down(self):
-        self.two_daemon_config()
-        self.c.start("intake", "billing")
+        self.small_config()
+        self.c.start(*self.SMALL)
         r = self.run_pmctl("ping")
         self.assertRegex(r.stdout, r"(?m)^intake +up ")
         self.assertRegex(r.stdout, r"(?m)^billing +up ")
@@ -431,11 +499,30 @@ class Ops(PmctlCase):
         self.assertRegex(r.stdout, r"(?m)^intake +up ")
         self.assertRegex(r.stdout, r"(?m)^billing +DOWN ")
         r = self.run_pmctl("--json", "--timeout", "1000", "ping", rc=1)
-        self.assertEqual({o["daemon"]: o["up"] for o in json.loads(r.stdout)}, {"intake": True, "billing": False})
+        self.assertEqual({o["daemon"]: o["up"] for o in json.loads(r.stdout)},
+                         {"intake": True, "billing": False, "inspection": True, "notify": True})
+
+    def test_unit_shows_each_daemons_part_and_which_is_down(self):
+        self.small_config()
+        self.c.start(*self.SMALL)
+        self.run_pmctl("import", self.write("units.csv", plain_rows([("101", "王一", "13800000001")])))
+        self.run_pmctl("sync", "--wait", "30")
+        r = self.run_pmctl("--timeout", "1000", "unit", "E05/1/101")
+        self.assertIn("intake: REGISTERED", r.stdout)
+        self.assertRegex(r.stdout, r"owner 0 +王一  138\*\*\*\*0001  ID 1101\*{10}\d{3}[\dX]")
+        self.assertRegex(r.stdout, r"(?m)^billing:\n  unit_id: E05/1/101\n  estate_id: E05\n  area_cm2: 8800")
+        for d in self.SMALL:
+            self.assertRegex(r.stdout, r"(?m)^%s:" % d)
+        self.c.kill("billing")
+        r = self.run_pmctl("--timeout", "1000", "unit", "E05/1/101")
+        self.assertRegex(r.stdout, r"(?m)^billing: not available \(no answer: is it running")
+        self.assertIn("intake: REGISTERED", r.stdout)
+        r = self.run_pmctl("--timeout", "1000", "unit", "E05/1/999", rc=1)
+        self.assertRegex(r.stdout, r"(?m)^intake: nothing on this unit \(unit_id: no unit 'E05/1/999'")
 
     def test_sync_waits_for_billing(self):
-        self.two_daemon_config()
-        self.c.start("intake", "billing")
+        self.small_config()
+        self.c.start(*self.SMALL)
         rows = [("%d01" % f, "王%d" % f, "138000000%02d" % f) for f in range(1, 41)]
         self.run_pmctl("import", self.write("units.csv", plain_rows(rows)))
         r = self.run_pmctl("sync", "--wait", "30")
@@ -445,7 +532,7 @@ class Ops(PmctlCase):
         self.assertEqual(last, 40)
         self.assertEqual(self.c.metric("billing", "pm_consumer_applied_seq", 'source="intake"'), last)
         self.assertEqual(self.c.metric("billing", "billing_units"), 40)
-        self.run_pmctl("call", "billing", "billing.unit.get", '{"unit_id": "E05/1-4001"}')
+        self.run_pmctl("call", "billing", "billing.unit.get", '{"unit_id": "E05/1/4001"}')
         # with billing down, sync cannot say so: it gives up naming billing
         self.c.kill("billing")
         r = self.run_pmctl("--timeout", "500", "sync", "--wait", "1", rc=1)

@@ -18,7 +18,26 @@
  *
  * The columns are the string fields of ImportRow, found through its
  * descriptor: a new column is one field in proto/pm/v1/intake.proto and one
- * validation rule in intake, nothing here. */
+ * validation rule in intake, nothing here.
+ *
+ * Encoding. Spreadsheets in China save CSV as GBK unless told otherwise, so
+ * a pass over the raw bytes comes first: a file that is valid UTF-8 (or
+ * mostly: more well-formed multi-byte characters than broken sequences, so
+ * one stray byte costs its row, not the file) is read as it is; otherwise a
+ * file that is valid GB18030 (GBK's superset) is converted with iconv into
+ * a temporary file and read from there, said once on stderr; UTF-16 is
+ * refused once, naming the fix. GB18030 never uses a byte below 0x40 inside
+ * a character, so quotes, commas and line ends mean the same in both.
+ *
+ * Dry run (--dry-run). Every chunk goes to intake marked dry_run: intake
+ * judges each row against what it holds, in a transaction it throws away,
+ * and answers what it would do. Later rows depend on earlier ones (a
+ * co-owner row on its unit's first row, an estate's name), so the chunks go
+ * one at a time and carry what the earlier chunks would have written: the
+ * first pass notes the last line of each unit, and a chunk asks intake to
+ * hand back the would-be state of every unit a later line touches again
+ * (dry_carry), which goes with the next chunk (dry_units), as do the estates
+ * the run would create. */
 #include "pmctl.h"
 
 #include "pm/clock.h"
@@ -28,7 +47,9 @@
 #include "pm/text.h"
 
 #include <errno.h>
+#include <iconv.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +67,7 @@
 /* Columns a file may leave out of its header. Every other column (every
  * other string field of ImportRow) must be there; whether a value may be
  * empty is for intake to say. */
-static const char *const s_optional[] = { "email" };
+static const char *const s_optional[] = { "email", "delivery_date", "parking_spaces" };
 
 /* A column intake reads: an ImportRow string field. */
 typedef struct {
@@ -98,7 +119,88 @@ typedef struct {
     /* every rejection, for the report */
     s_reject_t *rejects;
     size_t nrejects, rcap;
+    const char *encoding;    /* "UTF-8" or "GB18030" (converted) */
+    /* a dry run */
+    bool dry_run;
+    uint64_t *unit_hash;     /* open addressing: hash of each unit id ... */
+    uint32_t *unit_last;     /* ... and the last line it is on */
+    size_t unit_cap, unit_used;
+    Pm__V1__Reply *dry_reply;        /* the last dry answer (owned) ... */
+    const Pm__V1__IntakeImportReply *dry; /* ... its body: what the next chunk carries */
+    const char *file_name;   /* the full path sent to intake (rejections are kept by it) */
 } s_import_t;
+
+/* --- a dry run's memory of where each unit appears last ------------------------ */
+
+/* The unit id of a row as intake makes it: ESTATE/BUILDING/UNIT, each trimmed. */
+static char *
+s_unit_id (const char *estate, const char *building, const char *unit)
+{
+    const char *p[3] = { estate ? estate : "", building ? building : "", unit ? unit : "" }, *s[3];
+    size_t n[3];
+    for (int i = 0; i < 3; i++)
+        pm_trim_span (p[i], &s[i], &n[i]);
+    return pm_xasprintf ("%.*s/%.*s/%.*s", (int) n[0], s[0], (int) n[1], s[1], (int) n[2], s[2]);
+}
+
+static uint64_t
+s_hash64 (const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char) *s) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
+/* The slot of h (empty: its hash is 0). Two units with one hash share a
+ * slot and the later last line: a unit is then carried longer than needed,
+ * never shorter. */
+static size_t
+s_unit_slot (const s_import_t *im, uint64_t h)
+{
+    size_t i = (size_t) h & (im->unit_cap - 1);
+    while (im->unit_hash[i] && im->unit_hash[i] != h)
+        i = (i + 1) & (im->unit_cap - 1);
+    return i;
+}
+
+static void
+s_unit_seen (s_import_t *im, const char *unit_id, uint32_t line)
+{
+    if (im->unit_used * 2 >= im->unit_cap) { /* grow at half full */
+        size_t old_cap = im->unit_cap;
+        uint64_t *old_hash = im->unit_hash;
+        uint32_t *old_last = im->unit_last;
+        im->unit_cap = old_cap ? old_cap * 2 : 1024;
+        im->unit_hash = pm_xcalloc (im->unit_cap, sizeof *im->unit_hash);
+        im->unit_last = pm_xcalloc (im->unit_cap, sizeof *im->unit_last);
+        for (size_t k = 0; k < old_cap; k++)
+            if (old_hash[k]) {
+                size_t i = s_unit_slot (im, old_hash[k]);
+                im->unit_hash[i] = old_hash[k];
+                im->unit_last[i] = old_last[k];
+            }
+        free (old_hash);
+        free (old_last);
+    }
+    uint64_t h = s_hash64 (unit_id);
+    size_t i = s_unit_slot (im, h);
+    if (!im->unit_hash[i]) {
+        im->unit_hash[i] = h;
+        im->unit_used++;
+    }
+    if (line > im->unit_last[i])
+        im->unit_last[i] = line;
+}
+
+static uint32_t
+s_unit_last (const s_import_t *im, const char *unit_id)
+{
+    if (!im->unit_cap)
+        return 0;
+    size_t i = s_unit_slot (im, s_hash64 (unit_id));
+    return im->unit_hash[i] ? im->unit_last[i] : 0;
+}
 
 /* The columns: ImportRow's string fields in declaration order (`line`, a
  * number, is where the row was, not a column). */
@@ -141,6 +243,12 @@ s_reject (s_import_t *im, uint32_t line, uint32_t column, const char *field, con
 static int
 s_header (s_import_t *im, pm_csv_record_t *rec)
 {
+    if (rec->error == PM_CSV_TOO_LONG) {
+        fprintf (stderr, "pmctl: %s: line %u is longer than 64 KiB, so it is not a header: the first line must "
+                         "name the columns (estate_id, estate_name, building, unit, ...)\n", im->path,
+                 rec->first_line);
+        return PMCTL_USAGE;
+    }
     if (rec->error != PM_CSV_OK) {
         fprintf (stderr, "pmctl: %s: line %u: the header is not valid CSV: %s\n", im->path, rec->first_line,
                  rec->why);
@@ -148,9 +256,14 @@ s_header (s_import_t *im, pm_csv_record_t *rec)
     }
     im->header = pm_xcalloc (rec->nfields, sizeof *im->header);
     for (size_t i = 0; i < rec->nfields; i++) {
+        if (memchr (rec->fields[i], '\0', rec->lens[i])) {
+            fprintf (stderr, "pmctl: %s: line %u, column %zu of the header holds a NUL byte: is this a text "
+                             "file? save it as 'CSV UTF-8'\n", im->path, rec->first_line, i + 1);
+            return PMCTL_USAGE;
+        }
         if (!pm_utf8_valid (rec->fields[i], rec->lens[i])) {
-            fprintf (stderr, "pmctl: %s: line %u, column %zu of the header: not UTF-8 - was the file saved as "
-                             "GBK? save it as 'CSV UTF-8'\n", im->path, rec->first_line, i + 1);
+            fprintf (stderr, "pmctl: %s: line %u, column %zu of the header: not UTF-8 (nor GBK); save the file "
+                             "as 'CSV UTF-8'\n", im->path, rec->first_line, i + 1);
             return PMCTL_USAGE;
         }
         im->header[im->nheader++] = pm_xstrdup (pm_trim (rec->fields[i]));
@@ -209,11 +322,19 @@ s_csv_problem (const s_import_t *im, const pm_csv_record_t *rec, char *buf, size
         }
     for (size_t k = 0; k < im->ncols; k++) {
         int i = im->map[k];
-        if (i >= 0 && !pm_utf8_valid (rec->fields[i], rec->lens[i])) {
+        if (i < 0)
+            continue;
+        if (memchr (rec->fields[i], '\0', rec->lens[i])) {
             *column = (uint32_t) i + 1;
             *field = im->cols[k].name;
             *whole_row = false;
-            return "not UTF-8 - was the file saved as GBK? save it as 'CSV UTF-8'";
+            return "holds a NUL byte (binary data pasted into the cell?): retype the value";
+        }
+        if (!pm_utf8_valid (rec->fields[i], rec->lens[i])) {
+            *column = (uint32_t) i + 1;
+            *field = im->cols[k].name;
+            *whole_row = false;
+            return "not UTF-8, though the rest of the file is: retype this value, or save the file as 'CSV UTF-8'";
         }
     }
     return NULL;
@@ -253,6 +374,48 @@ s_collect (s_import_t *im, pm_csv_record_t *rec)
 
 /* The next chunk's request (the caller's: pm__v1__request__free_unpacked), or
  * NULL with *code PMCTL_OK when the file is done, else the exit code. */
+/* A dry chunk: what earlier chunks would have written (borrowed from the
+ * last answer: s_dry_unborrow takes it out again before the request is
+ * freed), and the units later lines touch again, to be handed back. */
+static void
+s_dry_chunk (s_import_t *im, Pm__V1__IntakeImportRequest *q)
+{
+    q->dry_run = true;
+    uint32_t last = q->rows[q->n_rows - 1]->line;
+    const Pm__V1__IntakeImportReply *prev = im->dry;
+    size_t nprev = prev ? prev->n_dry_units : 0;
+    q->dry_carry = pm_xcalloc (q->n_rows + nprev + 1, sizeof *q->dry_carry);
+    for (size_t i = 0; i < q->n_rows; i++) {
+        const Pm__V1__ImportRow *r = q->rows[i];
+        char *id = s_unit_id (r->estate_id, r->building, r->unit);
+        if (s_unit_last (im, id) > last
+            && (q->n_dry_carry == 0 || strcmp (q->dry_carry[q->n_dry_carry - 1], id) != 0))
+            q->dry_carry[q->n_dry_carry++] = id;
+        else
+            free (id);
+    }
+    for (size_t i = 0; i < nprev; i++)
+        if (s_unit_last (im, prev->dry_units[i]->unit_id) > last)
+            q->dry_carry[q->n_dry_carry++] = pm_xstrdup (prev->dry_units[i]->unit_id);
+    if (prev) { /* borrowed */
+        q->dry_units = prev->dry_units;
+        q->n_dry_units = prev->n_dry_units;
+        q->dry_estates = prev->dry_estates;
+        q->n_dry_estates = prev->n_dry_estates;
+    }
+}
+
+/* Takes the borrowed parts out of a dry chunk before it is freed. */
+static void
+s_dry_unborrow (Pm__V1__Request *req)
+{
+    Pm__V1__IntakeImportRequest *q = req->intake_import;
+    q->dry_units = NULL;
+    q->n_dry_units = 0;
+    q->dry_estates = NULL;
+    q->n_dry_estates = 0;
+}
+
 static char s_run[27]; /* this run's id, part of every chunk's request id */
 
 static Pm__V1__Request *
@@ -287,7 +450,7 @@ s_next_chunk (s_import_t *im, pm_csv_t *csv, size_t chunk, const char *batch_id,
     req->method = pm_xstrdup ("intake.import");
     req->actor = pm_xstrdup (im->ctl->actor);
     q->batch_id = pm_xstrdup (batch_id);
-    q->file_name = pm_xstrdup (im->base);
+    q->file_name = pm_xstrdup (im->file_name);
     q->chunk_no = chunk_no;
     q->columns = pm_xcalloc (im->nheader ? im->nheader : 1, sizeof *q->columns);
     for (size_t i = 0; i < im->nheader; i++)
@@ -297,6 +460,8 @@ s_next_chunk (s_import_t *im, pm_csv_t *csv, size_t chunk, const char *batch_id,
     q->n_rows = n;
     im->npending -= n;
     memmove (im->pending, im->pending + n, im->npending * sizeof *im->pending);
+    if (im->dry_run)
+        s_dry_chunk (im, q);
     return req;
 }
 
@@ -388,6 +553,7 @@ s_send_all (s_import_t *im, pm_csv_t *csv, const char *batch_id, size_t chunk, s
                 fprintf (stderr, "pmctl: cannot send to intake at %s\n", endpoint);
                 code = PMCTL_FAIL;
             }
+            s_dry_unborrow (req);
             pm__v1__request__free_unpacked (req, NULL); /* the in-flight set keeps its bytes */
         }
         if (code != PMCTL_OK || pm_inflight_size (fl) == 0)
@@ -401,7 +567,14 @@ s_send_all (s_import_t *im, pm_csv_t *csv, const char *batch_id, size_t chunk, s
             heard = pm_mono_ms ();
             code = s_answer (im, slot, r);
             slot->busy = false;
-            pm__v1__reply__free_unpacked (r, NULL);
+            if (im->dry_run && code == PMCTL_OK) { /* the next chunk carries what this one would write */
+                if (im->dry_reply)
+                    pm__v1__reply__free_unpacked (im->dry_reply, NULL);
+                im->dry_reply = r;
+                im->dry = r->intake_import;
+            }
+            else
+                pm__v1__reply__free_unpacked (r, NULL);
         }
         else if (rc == PM_ETIMEDOUT) {
             if (im->progress_shown)
@@ -458,8 +631,9 @@ s_report (s_import_t *im, const char *batch_id)
         qsort (im->rejects, im->nrejects, sizeof *im->rejects, s_reject_cmp);
     uint64_t rejected = im->rejected + im->local;
     if (!im->ctl->json) {
-        printf ("%s: %" PRIu64 " created, %" PRIu64 " updated, %" PRIu64 " unchanged, %" PRIu64 " rejected\n",
-                im->path, im->created, im->updated, im->unchanged, rejected);
+        printf ("%s%s: %" PRIu64 " created, %" PRIu64 " updated, %" PRIu64 " unchanged, %" PRIu64 " rejected\n",
+                im->path, im->dry_run ? " (dry run, nothing written: what the import would do)" : "", im->created,
+                im->updated, im->unchanged, rejected);
         for (size_t i = 0; i < im->nrejects; i++) {
             const s_reject_t *r = &im->rejects[i];
             printf ("  line %u", r->line);
@@ -487,6 +661,8 @@ s_report (s_import_t *im, const char *batch_id)
     }
     cJSON_AddStringToObject (o, "file", im->path);
     cJSON_AddStringToObject (o, "batch_id", batch_id);
+    cJSON_AddStringToObject (o, "encoding", im->encoding);
+    cJSON_AddBoolToObject (o, "dry_run", im->dry_run);
     cJSON_AddNumberToObject (o, "rows", (double) im->total);
     cJSON_AddNumberToObject (o, "created", (double) im->created);
     cJSON_AddNumberToObject (o, "updated", (double) im->updated);
@@ -524,30 +700,196 @@ s_import_free (s_import_t *im)
     free (im->rejects);
     free (im->cols);
     free (im->map);
+    free (im->unit_hash);
+    free (im->unit_last);
+    if (im->dry_reply)
+        pm__v1__reply__free_unpacked (im->dry_reply, NULL);
 }
 
-/* The scanner's tap: every byte of the file into the hash. */
+/* --- the encoding -------------------------------------------------------------- */
+
+/* What a pass over the raw bytes saw. */
+typedef struct {
+    unsigned need;        /* continuation bytes still expected */
+    unsigned got;         /* continuation bytes seen of the current character */
+    unsigned char lead;
+    uint64_t multi;       /* well-formed multi-byte characters */
+    uint64_t bad;         /* broken sequences */
+    uint64_t nul;         /* NUL bytes */
+    uint64_t bytes;
+} s_utf8_t;
+
+/* Feeds bytes to the UTF-8 counter (no overlong forms, no surrogates, nothing above U+10FFFF). */
 static void
-s_hash (void *arg, const void *data, size_t len)
+s_utf8_feed (s_utf8_t *u, const unsigned char *p, size_t n)
 {
-    crypto_hash_sha256_update (arg, data, len);
+    u->bytes += n;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (u->need) {
+            unsigned char lo = 0x80, hi = 0xBF;
+            if (u->got == 0) {
+                if (u->lead == 0xE0)
+                    lo = 0xA0;
+                else if (u->lead == 0xED)
+                    hi = 0x9F;
+                else if (u->lead == 0xF0)
+                    lo = 0x90;
+                else if (u->lead == 0xF4)
+                    hi = 0x8F;
+            }
+            if (c >= lo && c <= hi) {
+                u->got++;
+                if (--u->need == 0)
+                    u->multi++;
+                continue;
+            }
+            u->bad++; /* the sequence broke: c starts afresh */
+            u->need = 0;
+        }
+        if (c < 0x80) {
+            u->nul += c == 0;
+            continue;
+        }
+        u->lead = c;
+        u->got = 0;
+        if (c >= 0xC2 && c <= 0xDF)
+            u->need = 1;
+        else if (c >= 0xE0 && c <= 0xEF)
+            u->need = 2;
+        else if (c >= 0xF0 && c <= 0xF4)
+            u->need = 3;
+        else
+            u->bad++;
+    }
 }
 
-/* First pass: SHA-256 of the file into batch_id, header checks, row count. */
+/* Converts f from GB18030 to UTF-8 into a temporary file (rewound). NULL
+ * when f is not GB18030 (or the conversion cannot be made). */
+static FILE *
+s_from_gb18030 (FILE *f)
+{
+    iconv_t cd = iconv_open ("UTF-8", "GB18030");
+    if (cd == (iconv_t) -1)
+        return NULL;
+    FILE *out = tmpfile ();
+    char in[65536], buf[4 * 65536 + 16];
+    size_t have = 0;
+    bool ok = out != NULL;
+    rewind (f);
+    while (ok) {
+        size_t n = fread (in + have, 1, sizeof in - have, f);
+        bool eof = n == 0;
+        have += n;
+        if (eof && have == 0)
+            break;
+        char *ip = in, *op = buf;
+        size_t il = have, ol = sizeof buf;
+        size_t rc = iconv (cd, &ip, &il, &op, &ol);
+        if (rc == (size_t) -1 && (errno == EILSEQ || (errno == EINVAL && eof)))
+            ok = false; /* not GB18030, or it ends inside a character */
+        else if (fwrite (buf, 1, (size_t) (op - buf), out) != (size_t) (op - buf))
+            ok = false;
+        memmove (in, ip, il);
+        have = il;
+        if (eof)
+            break;
+    }
+    iconv_close (cd);
+    if (!ok || ferror (f) || fflush (out) != 0) {
+        if (out)
+            fclose (out);
+        return NULL;
+    }
+    rewind (out);
+    return out;
+}
+
+/* The raw pass: SHA-256 of the file into batch_id, and its encoding. *text
+ * is the file to read the CSV from: f itself, or a converted copy (the
+ * caller closes it when it is not f). PMCTL_OK, or PMCTL_USAGE after saying
+ * once what is wrong with the file as a whole. */
 static int
-s_first_pass (s_import_t *im, FILE *f, char batch_id[64])
+s_encoding (s_import_t *im, FILE *f, FILE **text, char batch_id[64])
 {
     crypto_hash_sha256_state sha;
     crypto_hash_sha256_init (&sha);
+    s_utf8_t u = { 0 };
+    unsigned char buf[65536], head[2] = { 0, 0 };
+    size_t n;
+    rewind (f);
+    while ((n = fread (buf, 1, sizeof buf, f)) > 0) {
+        if (u.bytes == 0 && n >= 2)
+            memcpy (head, buf, 2);
+        crypto_hash_sha256_update (&sha, buf, n);
+        s_utf8_feed (&u, buf, n);
+    }
+    if (ferror (f)) {
+        fprintf (stderr, "pmctl: reading %s: %s\n", im->path, strerror (errno));
+        return PMCTL_USAGE;
+    }
+    u.bad += u.need != 0; /* it ends inside a character */
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    char hex[2 * crypto_hash_sha256_BYTES + 1];
+    crypto_hash_sha256_final (&sha, digest);
+    sodium_bin2hex (hex, sizeof hex, digest, sizeof digest);
+    snprintf (batch_id, 64, "import:%.16s", hex);
+    *text = f;
+    im->encoding = "UTF-8";
+    if ((head[0] == 0xFF && head[1] == 0xFE) || (head[0] == 0xFE && head[1] == 0xFF) || u.nul * 8 > u.bytes) {
+        fprintf (stderr, "pmctl: %s: UTF-16 text (%s): save it as 'CSV UTF-8' (or CSV in GBK) and import that\n",
+                 im->path, head[0] == 0xFF || head[0] == 0xFE ? "it starts with a UTF-16 byte order mark"
+                                                              : "every other byte is NUL");
+        return PMCTL_USAGE;
+    }
+    if (u.bad == 0 || u.bad <= u.multi) {
+        rewind (f);
+        return PMCTL_OK; /* UTF-8; a few broken sequences cost their rows */
+    }
+    FILE *conv = s_from_gb18030 (f);
+    rewind (f);
+    if (!conv)
+        return PMCTL_OK; /* neither: the rows with bytes that are not UTF-8 are rejected */
+    fprintf (stderr, "pmctl: %s is not UTF-8: read it as GB18030 (GBK) and converted it\n", im->path);
+    im->encoding = "GB18030";
+    *text = conv;
+    return PMCTL_OK;
+}
+
+/* The unit id of a data record (malloc'd), or NULL when it is not a row. */
+static char *
+s_record_unit_id (const s_import_t *im, const pm_csv_record_t *rec)
+{
+    if (rec->error != PM_CSV_OK)
+        return NULL;
+    const char *parts[3] = { "", "", "" };
+    static const char *const names[3] = { "estate_id", "building", "unit" };
+    for (size_t k = 0; k < im->ncols; k++)
+        for (int j = 0; j < 3; j++)
+            if (strcmp (im->cols[k].name, names[j]) == 0 && im->map[k] >= 0 && (size_t) im->map[k] < rec->nfields)
+                parts[j] = rec->fields[im->map[k]];
+    return s_unit_id (parts[0], parts[1], parts[2]);
+}
+
+/* First pass: header checks, row count (and, for a dry run, each unit's last line). */
+static int
+s_first_pass (s_import_t *im, FILE *f)
+{
     pm_csv_t *csv = pm_csv_new (f, 0);
-    pm_csv_set_tap (csv, s_hash, &sha);
     int code = PMCTL_OK;
     pm_csv_record_t *rec;
     while (code == PMCTL_OK && (rec = pm_csv_next (csv))) {
         if (!im->have_header)
             code = s_header (im, rec);
-        else
+        else {
             im->total++;
+            if (im->dry_run) {
+                char *id = s_record_unit_id (im, rec);
+                if (id)
+                    s_unit_seen (im, id, rec->first_line);
+                free (id);
+            }
+        }
     }
     if (code == PMCTL_OK && pm_csv_errno (csv)) {
         fprintf (stderr, "pmctl: reading %s: %s\n", im->path, strerror (pm_csv_errno (csv)));
@@ -563,11 +905,6 @@ s_first_pass (s_import_t *im, FILE *f, char batch_id[64])
         fputc ('\n', stderr);
         return PMCTL_USAGE;
     }
-    unsigned char digest[crypto_hash_sha256_BYTES];
-    char hex[2 * crypto_hash_sha256_BYTES + 1];
-    crypto_hash_sha256_final (&sha, digest);
-    sodium_bin2hex (hex, sizeof hex, digest, sizeof digest);
-    snprintf (batch_id, 64, "import:%.16s", hex);
     return PMCTL_OK;
 }
 
@@ -577,9 +914,11 @@ pmctl_import (pmctl_t *ctl, int argc, char **argv)
     static const struct option opts[] = {
         { "chunk", required_argument, NULL, 'c' },
         { "inflight", required_argument, NULL, 'i' },
+        { "dry-run", no_argument, NULL, 'n' },
         { NULL, 0, NULL, 0 },
     };
     int64_t chunk = S_CHUNK_DEFAULT, inflight = S_INFLIGHT_DEFAULT;
+    bool dry_run = false;
     int opt, code = PMCTL_OK;
     while ((opt = pmctl_getopt (ctl, argc, argv, "", opts, &code)) != PMCTL_OPT_END) {
         if (opt == PMCTL_OPT_STOP)
@@ -588,6 +927,8 @@ pmctl_import (pmctl_t *ctl, int argc, char **argv)
             return PMCTL_USAGE;
         if (opt == 'i' && !pmctl_parse_int ("--inflight", optarg, 1, S_INFLIGHT_MAX, &inflight))
             return PMCTL_USAGE;
+        if (opt == 'n')
+            dry_run = true;
     }
     if ((code = pmctl_load_config (ctl)) != PMCTL_OK)
         return code;
@@ -616,16 +957,20 @@ pmctl_import (pmctl_t *ctl, int argc, char **argv)
         fclose (f);
         return PMCTL_USAGE;
     }
-    const char *slash = strrchr (path, '/');
-    s_import_t im = { .ctl = ctl, .path = path, .base = slash ? slash + 1 : path,
-                      .tty = isatty (STDERR_FILENO) == 1 };
+    /* rejections are kept by the file's full path: a/units.csv and b/units.csv are two files */
+    char *full = realpath (path, NULL);
+    s_import_t im = { .ctl = ctl, .path = path, .file_name = full ? full : path,
+                      .tty = isatty (STDERR_FILENO) == 1, .dry_run = dry_run };
     s_columns (&im);
     char batch_id[64];
-    code = s_first_pass (&im, f, batch_id);
+    FILE *text = f;
+    code = s_encoding (&im, f, &text, batch_id);
+    if (code == PMCTL_OK)
+        code = s_first_pass (&im, text);
     if (code == PMCTL_OK) {
-        pm_csv_t *csv = pm_csv_new (f, 0);
+        pm_csv_t *csv = pm_csv_new (text, 0);
         pm_csv_next (csv); /* the header, read in the first pass */
-        code = s_send_all (&im, csv, batch_id, (size_t) chunk, (size_t) inflight);
+        code = s_send_all (&im, csv, batch_id, (size_t) chunk, dry_run ? 1 : (size_t) inflight);
         pm_csv_destroy (&csv);
         if (code == PMCTL_OK)
             s_progress (&im); /* rows rejected here after the last answer */
@@ -635,6 +980,9 @@ pmctl_import (pmctl_t *ctl, int argc, char **argv)
             code = s_report (&im, batch_id);
     }
     s_import_free (&im);
+    if (text != f)
+        fclose (text);
     fclose (f);
+    free (full);
     return code;
 }

@@ -1017,7 +1017,7 @@ static const pmctl_command_t s_commands[] = {
       "send one request; JSON is the method's body\n"
       "\n"
       "JSON is the body of METHOD (the Request field named after it), e.g.\n"
-      "  pmctl call intake intake.unit.get '{\"unit_id\":\"E01/1-0101\"}'\n"
+      "  pmctl call intake intake.unit.get '{\"unit_id\":\"E01/1/0101\"}'\n"
       "The request is resent with the same id until --timeout, so a write is\n"
       "applied at most once. Prints the status and the reply's body (--json: the\n"
       "whole reply); exit status 1 when the reply is not OK." },
@@ -1062,14 +1062,38 @@ static const pmctl_command_t s_commands[] = {
       "unmatched_lines. Exit status 3 when a line did not match.\n"
       "  --chunk LINES  lines per request (1 to 10000, default 500)\n"
       "  --inflight N   requests in flight at once (1 to 64, default 4)" },
-    { "import", pmctl_import, "FILE.csv [--chunk ROWS] [--inflight N]",
+    { "import", pmctl_import, "FILE.csv [--dry-run] [--chunk ROWS] [--inflight N]",
       "units and owners from a CSV file into intake\n"
       "\n"
-      "FILE.csv has a header line naming the columns, in any order (email may be\n"
-      "left out). Rows that are not CSV are reported here; intake judges the\n"
-      "values. Exit status 3 when rows were rejected.\n"
+      "FILE.csv has a header line naming the columns, in any order: estate_id,\n"
+      "estate_name, building, unit, floor, area_m2, owner_name, phone, id_number,\n"
+      "and optionally email, delivery_date (YYYY-MM-DD) and parking_spaces. A unit\n"
+      "is ESTATE/BUILDING/UNIT (E01/3/2-301); more rows for it add co-owners. UTF-8\n"
+      "or GBK (GB18030, converted; said once). Rows that are not CSV are reported\n"
+      "here; intake judges the values. Exit status 3 when rows were rejected.\n"
+      "  --dry-run      judge every row against what intake holds and report what the\n"
+      "                 import would do (created, updated, unchanged, rejected);\n"
+      "                 nothing is written\n"
       "  --chunk ROWS   rows per request (1 to 10000, default 500)\n"
       "  --inflight N   requests in flight at once (1 to 64, default 4)" },
+    { "unit", pmctl_unit, "UNIT_ID",
+      "one unit's whole move-in case, each daemon's part\n"
+      "\n"
+      "Asks every daemon in the config for <daemon>.unit.get {unit_id} at once and\n"
+      "prints each part: intake's owners (masked), notice, appointment, check-in,\n"
+      "key gate and key ledger, then each other daemon's record of the unit. A\n"
+      "daemon that is down or does not answer the method is named as not\n"
+      "available, with why. UNIT_ID is ESTATE/BUILDING/UNIT, e.g. E01/3/2-301.\n"
+      "Exit status 1 when intake does not know the unit." },
+    { "top", pmctl_top, "[--once] [--interval SECONDS]",
+      "live board: every estate's progress, every daemon's queues and lag\n"
+      "\n"
+      "Per estate (intake.progress): units per state, completion, units blocked at\n"
+      "the key gate (on the invoice / the inspection), today's slots, check-ins,\n"
+      "waitlist, no-shows. Per daemon (ops.metrics, ops.queues): up or down, latest\n"
+      "seq, lag behind each upstream, queues with work waiting. 80 columns.\n"
+      "  --once              one frame, no escapes (for scripts)\n"
+      "  --interval SECONDS  redraw every SECONDS (default 2); Ctrl-C quits" },
     { "rebuild", s_cmd_rebuild, "DAEMON --from UPSTREAM [--wait SECONDS]",
       "rebuild DAEMON's projection of UPSTREAM from its snapshot\n"
       "\n"

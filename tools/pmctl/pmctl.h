@@ -1,8 +1,8 @@
 /* pmctl.h - what pmctl's command files share: the command table's entry, the
  * global options, option parsing, exit codes and the request helpers.
  * Commands live in pmctl.c (endpoints, call, ping, metrics, queues, clock,
- * sync), events.c, import.c, keys.c, billing.c and gateway.c (token, webhook);
- * the table that names them is in pmctl.c. */
+ * sync), events.c, import.c, unit.c, top.c, keys.c, billing.c and gateway.c
+ * (token, webhook); the table that names them is in pmctl.c. */
 #ifndef PMCTL_H
 #define PMCTL_H
 
@@ -93,7 +93,7 @@ int pmctl_print_json (cJSON *j, bool pretty);
 
 /* events.c: `pmctl events [--follow] [--from SEQ] [DAEMON] [PREFIX]`. */
 int pmctl_events (pmctl_t *ctl, int argc, char **argv);
-/* import.c: `pmctl import FILE.csv [--chunk ROWS] [--inflight N]`. */
+/* import.c: `pmctl import FILE.csv [--dry-run] [--chunk ROWS] [--inflight N]`. */
 int pmctl_import (pmctl_t *ctl, int argc, char **argv);
 /* gateway.c: `pmctl token create NAME --role ROLE | list | revoke NAME`. */
 int pmctl_token (pmctl_t *ctl, int argc, char **argv);
@@ -109,5 +109,24 @@ pm_client_t *pmctl_client (const pmctl_t *ctl, void *zctx, const char *daemon);
 int pmctl_keys (pmctl_t *ctl, int argc, char **argv);
 /* billing.c: `pmctl billing reconcile FILE.csv [--chunk LINES] [--inflight N]`. */
 int pmctl_billing (pmctl_t *ctl, int argc, char **argv);
+/* unit.c: `pmctl unit UNIT_ID`: every daemon's part of one unit's case. */
+int pmctl_unit (pmctl_t *ctl, int argc, char **argv);
+/* top.c: `pmctl top [--once] [--interval SECONDS]`: the live move-in board. */
+int pmctl_top (pmctl_t *ctl, int argc, char **argv);
+
+/* One request of a fan-out (unit.c): every daemon asked at once, each on its own DEALER. */
+typedef struct {
+    const char *daemon;       /* borrowed */
+    const char *method;       /* borrowed */
+    ProtobufCMessage *body;   /* borrowed; NULL: the empty body */
+    Pm__V1__Reply *reply;     /* out: the answer (freed by pmctl_ask_free), NULL when none came */
+    const char *why;          /* out: why there is no answer (static text) */
+    pm_client_t *client;      /* internal */
+} pmctl_ask_t;
+/* Sends every ask and waits until each is answered or timeout_ms passed
+ * (resending the unanswered ones with the same id). zctx is borrowed. */
+void pmctl_ask (const pmctl_t *ctl, void *zctx, pmctl_ask_t *asks, size_t n, int timeout_ms);
+/* Frees the asks' replies and connections (not the array). */
+void pmctl_ask_free (pmctl_ask_t *asks, size_t n);
 
 #endif

@@ -7,6 +7,7 @@
 #include "intake.h"
 #include "pm/err.h"
 #include "pm/log.h"
+#include "pm/text.h"
 
 #include <ev.h>
 #include <stdio.h>
@@ -32,7 +33,7 @@ typedef struct {
 /* One import row and the storage for its text. */
 typedef struct {
     Pm__V1__ImportRow row;
-    char text[10][96];
+    char text[12][96];
 } s_row_t;
 
 /* An intake.import request under construction (test-owned memory). */
@@ -104,8 +105,12 @@ s_daemon_start (s_fixture_t *f)
                   "events = ipc://%s/i.pub\n"
                   "data = %s\n"
                   "map_size_mb = %d\n"
-                  "key_file = %s\n",
-                  f->dir, f->dir, f->data, f->map_mb, f->key_file)
+                  "key_file = %s\n"
+                  "max_owners_per_unit = 3\n"
+                  "[inspection]\ncommand = ipc://%s/in.cmd\nevents = ipc://%s/in.pub\n"
+                  "[billing]\ncommand = ipc://%s/b.cmd\nevents = ipc://%s/b.pub\n"
+                  "[notify]\ncommand = ipc://%s/n.cmd\nevents = ipc://%s/n.pub\n",
+                  f->dir, f->dir, f->data, f->map_mb, f->key_file, f->dir, f->dir, f->dir, f->dir, f->dir, f->dir)
         < 0)
         abort ();
     pm_config_t *cfg = pm_config_load_string (text, "test.conf", &err);
@@ -205,7 +210,18 @@ s_import_row (s_import_t *m, uint32_t line, const char *estate_id, const char *e
         *dst[i] = r->text[i];
     }
     r->row.line = line;
+    r->row.delivery_date = r->text[10];
+    r->row.parking_spaces = r->text[11];
     return &r->row;
+}
+
+/* Sets the optional columns of a row. */
+static void
+s_row_optional (Pm__V1__ImportRow *row, const char *delivery_date, const char *parking_spaces)
+{
+    s_row_t *r = (s_row_t *) row; /* the row is the first member */
+    snprintf (r->text[10], sizeof r->text[10], "%s", delivery_date);
+    snprintf (r->text[11], sizeof r->text[11], "%s", parking_spaces);
 }
 
 /* Row i (0-based) of a standard estate E01 list: unit 1-0101, 1-0102, ... */
@@ -400,7 +416,7 @@ test_valid_rows_create_units (void **state)
                   "zhang@example.com", s_resident_id (id, 1));
     s_import_row (m, 3, "E01", "Riverside Gardens", "1", "1201", "12", "120", "Li Na", "+86 138-1234-0000", "",
                   s_resident_id (id, 2));
-    s_import_row (m, 4, "E01", "Riverside Gardens", "B2", "0003", "-1", "7.5", "Wang Fang", "02012345678",
+    s_import_row (m, 4, "E01", "Riverside Gardens", "B2", "0003", "-1", "7.5", "Wang Fang", "+852 9123 4567",
                   "wang@example.com", "E12345678");
     Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
     assert_int_equal (r->created, 3);
@@ -411,8 +427,8 @@ test_valid_rows_create_units (void **state)
     s_import_free (&m);
 
     Pm__V1__IntakeUnitGetReply *body;
-    Pm__V1__Unit *u = s_unit_ok (f, "E01/1-0101", &body);
-    assert_string_equal (u->unit_id, "E01/1-0101");
+    Pm__V1__Unit *u = s_unit_ok (f, "E01/1/0101", &body);
+    assert_string_equal (u->unit_id, "E01/1/0101");
     assert_string_equal (u->estate_id, "E01");
     assert_string_equal (u->estate_name, "Riverside Gardens");
     assert_string_equal (u->building, "1");
@@ -426,20 +442,23 @@ test_valid_rows_create_units (void **state)
     assert_int_equal (body->n_id_numbers_masked, 1);
     assert_true (body->registered_ms > 0);
 
-    u = s_unit_ok (f, "E01/1-1201", NULL);
+    u = s_unit_ok (f, "E01/1/1201", NULL);
     assert_int_equal (u->floor, 12);
     assert_int_equal (u->area_cm2, 12000);
     assert_string_equal (u->owners[0]->name, "Li Na");
     assert_string_equal (u->owners[0]->email, "");
+    assert_string_equal (u->owners[0]->phone, "13812340000"); /* "+86 138-1234-0000" as SMS needs it */
 
-    u = s_unit_ok (f, "E01/B2-0003", NULL);
+    u = s_unit_ok (f, "E01/B2/0003", NULL);
     assert_int_equal (u->floor, -1);
     assert_int_equal (u->area_cm2, 750);
+    assert_string_equal (u->owners[0]->phone, "+85291234567");
+    assert_int_equal (strlen (u->owners[0]->owner_key), 32); /* the owner's keyed hash, hex */
 
     /* an id that was not imported */
-    Pm__V1__Reply *rep = s_unit_get (f, "E01/1-0102");
+    Pm__V1__Reply *rep = s_unit_get (f, "E01/1/0102");
     assert_int_equal (rep->status, PM__V1__STATUS__NOT_FOUND);
-    assert_non_null (strstr (rep->message, "E01/1-0102"));
+    assert_non_null (strstr (rep->message, "E01/1/0102"));
     assert_int_equal (s_count (f, INTAKE_UNITS), 3);
 }
 
@@ -480,7 +499,7 @@ test_each_new_unit_emits_one_event (void **state)
         /* events come in row order */
         const Pm__V1__ImportRow *row = m->rowp[seq - 1];
         char unit_id[64];
-        snprintf (unit_id, sizeof unit_id, "E01/1-%s", row->unit);
+        snprintf (unit_id, sizeof unit_id, "E01/1/%s", row->unit);
         assert_string_equal (u->unit_id, unit_id);
         assert_int_equal (u->area_cm2, 8950);
         assert_int_equal (u->n_owners, 1);
@@ -530,7 +549,7 @@ test_id_number_sealed_and_shown_masked (void **state)
     assert_true (s_table_contains (f, INTAKE_UNITS, "Zhang Wei")); /* the scan does see values */
 
     Pm__V1__IntakeUnitGetReply *body;
-    Pm__V1__Unit *u = s_unit_ok (f, "E01/1-0101", &body);
+    Pm__V1__Unit *u = s_unit_ok (f, "E01/1/0101", &body);
     assert_int_equal (u->n_owners, 2);
     assert_int_equal (body->n_id_numbers_masked, 2);
     assert_string_equal (body->id_numbers_masked[0], s_masked_id (masked, id1));
@@ -655,11 +674,11 @@ test_bad_rows_rejected_with_line_and_column (void **state)
     assert_non_null (strstr (x->reason, "missing"));
 
     /* the valid rows of the chunk are there, the rejected ones are not */
-    s_unit_ok (f, "E01/1-0101", NULL);
-    s_unit_ok (f, "E01/1-0102", NULL);
-    s_unit_ok (f, "E01/1-0103", NULL);
-    assert_int_equal (s_unit_get (f, "E01/1-0104")->status, PM__V1__STATUS__NOT_FOUND);
-    assert_int_equal (s_unit_get (f, "E01/2-0201")->status, PM__V1__STATUS__NOT_FOUND);
+    s_unit_ok (f, "E01/1/0101", NULL);
+    s_unit_ok (f, "E01/1/0102", NULL);
+    s_unit_ok (f, "E01/1/0103", NULL);
+    assert_int_equal (s_unit_get (f, "E01/1/0104")->status, PM__V1__STATUS__NOT_FOUND);
+    assert_int_equal (s_unit_get (f, "E01/2/0201")->status, PM__V1__STATUS__NOT_FOUND);
     assert_int_equal (s_count (f, INTAKE_UNITS), 3);
     assert_int_equal (s_count (f, PM_DB_OUTBOX), 3);
     s_import_free (&m);
@@ -701,9 +720,9 @@ test_rejections_queue_until_fixed (void **state)
     q = pmt_queue (f->d, "import_rejections");
     assert_true (q->count == 0);
     assert_int_equal (q->n_items, 0);
-    Pm__V1__Unit *u = s_unit_ok (f, "E01/1-0104", NULL);
+    Pm__V1__Unit *u = s_unit_ok (f, "E01/1/0104", NULL);
     assert_int_equal (u->area_cm2, 9200);
-    u = s_unit_ok (f, "E01/2-0201", NULL);
+    u = s_unit_ok (f, "E01/2/0201", NULL);
     assert_string_equal (u->owners[0]->name, "Owner 4");
 }
 
@@ -730,17 +749,17 @@ test_changed_phone_updates_owner (void **state)
     Pm__V1__Event *ev = s_outbox_event (f, events + 1, NULL, NULL);
     assert_non_null (ev);
     assert_string_equal (ev->type, "intake.unit.updated");
-    assert_string_equal (ev->unit_id, "E01/1-0102");
+    assert_string_equal (ev->unit_id, "E01/1/0102");
     assert_string_equal (ev->correlation_id, "import:v2");
     assert_int_equal (ev->payload_case, PM__V1__EVENT__PAYLOAD_UNIT);
     assert_int_equal (ev->unit->n_owners, 1);
     assert_string_equal (ev->unit->owners[0]->phone, "13999998888");
     pm__v1__event__free_unpacked (ev, NULL);
 
-    Pm__V1__Unit *u = s_unit_ok (f, "E01/1-0102", NULL);
+    Pm__V1__Unit *u = s_unit_ok (f, "E01/1/0102", NULL);
     assert_int_equal (u->n_owners, 1);
     assert_string_equal (u->owners[0]->phone, "13999998888");
-    u = s_unit_ok (f, "E01/1-0101", NULL);
+    u = s_unit_ok (f, "E01/1/0101", NULL);
     assert_string_equal (u->owners[0]->phone, "13810000000");
     Pm__V1__Reply *e = s_estate_get (f, "E01");
     assert_int_equal (e->intake_estate_get->units, 2);
@@ -767,7 +786,7 @@ test_second_owner_row_adds_co_owner (void **state)
     s_import_free (&m);
 
     Pm__V1__IntakeUnitGetReply *body;
-    Pm__V1__Unit *u = s_unit_ok (f, "E01/1-0101", &body);
+    Pm__V1__Unit *u = s_unit_ok (f, "E01/1/0101", &body);
     assert_int_equal (u->n_owners, 2);
     const Pm__V1__Owner *o = s_owner (u, "Owner 0");
     assert_non_null (o);
@@ -815,7 +834,7 @@ test_invalid_resident_id_rejected (void **state)
     char masked[19];
     assert_string_equal (x->value, s_masked_id (masked, bad));
     assert_false (s_table_contains (f, INTAKE_REJECTS, bad));
-    assert_int_equal (s_unit_get (f, "E01/1-0101")->status, PM__V1__STATUS__NOT_FOUND);
+    assert_int_equal (s_unit_get (f, "E01/1/0101")->status, PM__V1__STATUS__NOT_FOUND);
     s_import_free (&m);
 }
 
@@ -860,7 +879,7 @@ test_empty_batch_id_is_invalid (void **state)
     assert_int_equal (s_count (f, INTAKE_REJECTS), 0);
     assert_int_equal (s_count (f, PM_DB_OUTBOX), 0);
     assert_true (pm_daemon_last_seq (f->d) == 0);
-    assert_int_equal (s_unit_get (f, "E01/1-0101")->status, PM__V1__STATUS__NOT_FOUND);
+    assert_int_equal (s_unit_get (f, "E01/1/0101")->status, PM__V1__STATUS__NOT_FOUND);
     s_import_free (&m);
 }
 
@@ -883,7 +902,7 @@ test_state_survives_restart (void **state)
 
     assert_true (pm_daemon_last_seq (f->d) == 3);
     Pm__V1__IntakeUnitGetReply *body;
-    Pm__V1__Unit *u = s_unit_ok (f, "E01/1-0102", &body);
+    Pm__V1__Unit *u = s_unit_ok (f, "E01/1/0102", &body);
     assert_int_equal (u->area_cm2, 8950);
     assert_string_equal (u->owners[0]->name, "Owner 1");
     /* the ID number still unseals with the key file */
@@ -907,11 +926,11 @@ test_state_survives_restart (void **state)
     assert_int_equal (s_count (f, PM_DB_OUTBOX), 4);
     Pm__V1__Event *ev = s_outbox_event (f, 4, NULL, NULL);
     assert_non_null (ev);
-    assert_string_equal (ev->unit_id, "E01/1-0104");
+    assert_string_equal (ev->unit_id, "E01/1/0104");
     pm__v1__event__free_unpacked (ev, NULL);
     ev = s_outbox_event (f, 1, NULL, NULL);
     assert_non_null (ev);
-    assert_string_equal (ev->unit_id, "E01/1-0101");
+    assert_string_equal (ev->unit_id, "E01/1/0101");
     pm__v1__event__free_unpacked (ev, NULL);
     Pm__V1__Reply *e = s_estate_get (f, "E01");
     assert_int_equal (e->intake_estate_get->units, 4);
@@ -1035,6 +1054,426 @@ test_mutated_rows_never_crash (void **state)
     }
 }
 
+/* --- unit ids, owners, the values people type ----------------------------------- */
+
+/* Building and unit names chosen to collide under any join with '-': every
+ * combination is its own unit, readable under its own id. */
+static void
+test_unit_ids_never_collide (void **state)
+{
+    s_fixture_t *f = *state;
+    static const char *const estates[] = { "E01", "E01-3" };
+    static const char *const parts[] = { "3", "3-2", "2-301", "301", "3-2-301", "2", "-", "3 2", "3／2", "2单元301",
+                                         "0301", "3.2" };
+    const size_t np = sizeof parts / sizeof parts[0];
+    unsigned n = 0, line = 2;
+    char id[19];
+    s_import_t *m = NULL;
+    for (size_t e = 0; e < 2; e++)
+        for (size_t b = 0; b < np; b++)
+            for (size_t u = 0; u < np; u++) {
+                if (!m || m->body.n_rows == S_MAX_ROWS) {
+                    if (m) {
+                        Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+                        assert_int_equal (r->created, m->body.n_rows); /* never "updated": no two share an id */
+                        s_import_free (&m);
+                    }
+                    m = s_import_new (f, "import:ids", "ids.csv");
+                }
+                char owner[32], phone[16];
+                snprintf (owner, sizeof owner, "Owner %u", n);
+                snprintf (phone, sizeof phone, "139%08u", n);
+                s_import_row (m, line++, estates[e], "Collide Court", parts[b], parts[u], "3", "80", owner, phone, "",
+                              s_resident_id (id, 3000 + n));
+                n++;
+            }
+    assert_int_equal (s_import_ok (f, m)->created, m->body.n_rows);
+    s_import_free (&m);
+    assert_int_equal (s_count (f, INTAKE_UNITS), n);
+    for (size_t e = 0; e < 2; e++)
+        for (size_t b = 0; b < np; b++)
+            for (size_t u = 0; u < np; u++) {
+                char unit_id[128];
+                snprintf (unit_id, sizeof unit_id, "%s/%s/%s", estates[e], parts[b], parts[u]);
+                Pm__V1__Unit *x = s_unit_ok (f, unit_id, NULL);
+                assert_string_equal (x->estate_id, estates[e]);
+                assert_string_equal (x->building, parts[b]);
+                assert_string_equal (x->unit, parts[u]);
+                assert_int_equal (x->n_owners, 1);
+            }
+}
+
+static void
+test_slash_inside_a_part_is_refused (void **state)
+{
+    s_fixture_t *f = *state;
+    char id[19];
+    s_import_t *m = s_import_new (f, "import:slash", "slash.csv");
+    s_import_row (m, 2, "E01", "Riverside Gardens", "3/2", "301", "3", "80", "A", "13900000001", "",
+                  s_resident_id (id, 1));
+    s_import_row (m, 3, "E01", "Riverside Gardens", "3", "2/301", "3", "80", "B", "13900000002", "",
+                  s_resident_id (id, 2));
+    s_import_row (m, 4, "E/01", "Riverside Gardens", "3", "301", "3", "80", "C", "13900000003", "",
+                  s_resident_id (id, 3));
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->rejected, 3);
+    const char *fields[] = { "building", "unit", "estate_id" };
+    for (uint32_t line = 2; line <= 4; line++) {
+        const Pm__V1__RowRejection *x = s_rejection (r, line);
+        assert_non_null (x);
+        assert_string_equal (x->field, fields[line - 2]);
+        assert_non_null (strstr (x->reason, "must not contain '/'"));
+    }
+    assert_int_equal (s_count (f, INTAKE_UNITS), 0);
+    s_import_free (&m);
+}
+
+static void
+test_phones_normalised_for_sms (void **state)
+{
+    s_fixture_t *f = *state;
+    pm_arena_t *a = pm_arena_new ();
+    const char *why;
+    static const char *const good[][2] = {
+        { "１３８１２３４５６７８", "13812345678" }, { "138 1234 5678", "13812345678" },
+        { "138-1234-5678", "13812345678" },        { "+86 138 1234 5678", "13812345678" },
+        { "+86-13812345678", "13812345678" },       { "0086 138 1234 5678", "13812345678" },
+        { "＋８６　１３８１２３４５６７８", "13812345678" }, { "(+86) 138.1234.5678", "13812345678" },
+        { "+852 9123 4567", "+85291234567" },      { "+1 (415) 555-0134", "+14155550134" },
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        const char *n = intake_phone_normalise (a, good[i][0], &why);
+        if (!n || strcmp (n, good[i][1]) != 0)
+            fail_msg ("'%s' -> '%s', expected '%s'", good[i][0], n ? n : why, good[i][1]);
+    }
+    static const char *const bad[][2] = {
+        { "12345678901", "after the 1 comes 3 to 9" }, { "02012345678", "landline" },
+        { "010-8888 6666", "landline" },               { "88776655", "local landline" },
+        { "1381234567", "mainland mobile" },           { "138x1234", "expected digits" },
+        { "+0 123", "international" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why = NULL;
+        if (intake_phone_normalise (a, bad[i][0], &why) || !why || !strstr (why, bad[i][1]))
+            fail_msg ("'%s': expected a refusal saying '%s', got '%s'", bad[i][0], bad[i][1], why ? why : "(accepted)");
+    }
+    pm_arena_destroy (&a);
+
+    /* through the import: stored normalised, refused with the reason, masked by character */
+    char id[19];
+    s_import_t *m = s_import_new (f, "import:phones", "phones.csv");
+    s_import_row (m, 2, "E01", "Riverside Gardens", "1", "0101", "1", "80", "A", "１３８ ０００１ ２３４５", "",
+                  s_resident_id (id, 1));
+    s_import_row (m, 3, "E01", "Riverside Gardens", "1", "0102", "1", "80", "B", "12345678901", "",
+                  s_resident_id (id, 2));
+    s_import_row (m, 4, "E01", "Riverside Gardens", "1", "0103", "1", "80", "C", "１２３４５６７８９０１", "",
+                  s_resident_id (id, 3));
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->created, 1);
+    assert_string_equal (s_unit_ok (f, "E01/1/0101", NULL)->owners[0]->phone, "13800012345");
+    const Pm__V1__RowRejection *x = s_rejection (r, 3);
+    assert_non_null (x);
+    assert_string_equal (x->field, "phone");
+    assert_string_equal (x->value, "123****8901");
+    assert_non_null (strstr (x->reason, "cannot receive SMS"));
+    x = s_rejection (r, 4);
+    assert_non_null (x);
+    assert_true (pm_utf8_valid_str (x->value)); /* masked by character: no half of a full-width digit */
+    assert_string_equal (x->value, "１２３****８９０１");
+    s_import_free (&m);
+}
+
+static void
+test_same_name_co_owners_stay_two (void **state)
+{
+    s_fixture_t *f = *state;
+    char id1[19], id2[19];
+    s_resident_id (id1, 41);
+    s_resident_id (id2, 42);
+    s_import_t *m = s_import_new (f, "import:wang", "wang.csv");
+    s_import_row (m, 2, "E01", "Riverside Gardens", "1", "0101", "1", "80", "王伟", "13900000001", "", id1);
+    s_import_row (m, 3, "E01", "Riverside Gardens", "1", "0101", "1", "80", "王伟", "13900000002", "", id2);
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->created, 1);
+    assert_int_equal (r->updated, 1);
+    s_import_free (&m);
+    Pm__V1__IntakeUnitGetReply *body;
+    Pm__V1__Unit *u = s_unit_ok (f, "E01/1/0101", &body);
+    assert_int_equal (u->n_owners, 2);
+    assert_string_equal (u->owners[0]->phone, "13900000001"); /* the first 王伟 keeps his phone */
+    assert_string_equal (u->owners[1]->phone, "13900000002");
+    assert_string_not_equal (u->owners[0]->owner_key, u->owners[1]->owner_key);
+    char masked[19];
+    assert_string_equal (body->id_numbers_masked[0], s_masked_id (masked, id1));
+    assert_string_equal (body->id_numbers_masked[1], s_masked_id (masked, id2));
+
+    /* the second one's ID number again, with a new phone and a lower-case x: the same owner, updated */
+    m = s_import_new (f, "import:wang2", "wang2.csv");
+    s_import_row (m, 2, "E01", "Riverside Gardens", "1", "0101", "1", "80", "王伟", "13900000009", "", id2);
+    r = s_import_ok (f, m);
+    assert_int_equal (r->updated, 1);
+    s_import_free (&m);
+    u = s_unit_ok (f, "E01/1/0101", NULL);
+    assert_int_equal (u->n_owners, 2);
+    assert_string_equal (u->owners[0]->phone, "13900000001");
+    assert_string_equal (u->owners[1]->phone, "13900000009");
+    assert_int_equal (s_estate_get (f, "E01")->intake_estate_get->owners, 2);
+}
+
+static void
+test_owners_per_unit_capped (void **state)
+{
+    s_fixture_t *f = *state; /* the fixture sets max_owners_per_unit = 3 */
+    char id[19];
+    s_import_t *m = s_import_new (f, "import:cap", "cap.csv");
+    for (unsigned i = 0; i < 5; i++) {
+        char name[16];
+        snprintf (name, sizeof name, "Owner %u", i);
+        s_import_row (m, 2 + i, "E01", "Riverside Gardens", "1", "0101", "1", "80", name, "13900000001", "",
+                      s_resident_id (id, 500 + i));
+    }
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->created, 1);
+    assert_int_equal (r->updated, 2);
+    assert_int_equal (r->rejected, 2);
+    const Pm__V1__RowRejection *x = s_rejection (r, 5);
+    assert_non_null (x);
+    assert_non_null (strstr (x->reason, "has 3 owners already"));
+    assert_non_null (strstr (x->reason, "max_owners_per_unit = 3"));
+    assert_int_equal (s_unit_ok (f, "E01/1/0101", NULL)->n_owners, 3);
+    assert_int_equal (s_count (f, PM_DB_OUTBOX), 3); /* the rejected rows emitted nothing */
+    /* an owner already there is still updated */
+    s_import_new_id (f, m);
+    r = s_import_ok (f, m);
+    assert_int_equal (r->unchanged, 3);
+    assert_int_equal (r->rejected, 2);
+    s_import_free (&m);
+}
+
+static void
+test_resident_id_in_another_column_never_kept (void **state)
+{
+    s_fixture_t *f = *state;
+    char id[19], other[19];
+    s_resident_id (id, 777);
+    s_resident_id (other, 778);
+    pmt_log_start ();
+    s_import_t *m = s_import_new (f, "import:leak", "leak.csv");
+    char email[64];
+    snprintf (email, sizeof email, "%s@example.com", id);
+    s_import_row (m, 2, "E01", "Riverside Gardens", "1", "0101", "1", "80", "A", "13900000001", email, other);
+    s_import_row (m, 3, "E01", "Riverside Gardens", "1", "0102", "1", id, "B", "13900000002", "", other);
+    s_import_row (m, 4, "E01", "Riverside Gardens", "1", "0103", "1", "80", id, "13900000003", "", other);
+    char fullwidth[64] = "";
+    for (const char *p = id; *p; p++) /* the same number in full-width digits */
+        snprintf (fullwidth + strlen (fullwidth), sizeof fullwidth - strlen (fullwidth), "%s",
+                  *p == 'X' ? "Ｘ" : (char[]) { (char) 0xef, (char) 0xbc, (char) (0x90 + *p - '0'), 0 });
+    s_import_row (m, 5, "E01", "Riverside Gardens", "1", fullwidth, "1", "80", "D", "13900000004", "", other);
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    pmt_log_stop ();
+    assert_int_equal (r->rejected, 4);
+    const char *fields[] = { "email", "area_m2", "owner_name", "unit" };
+    for (uint32_t line = 2; line <= 5; line++) {
+        const Pm__V1__RowRejection *x = s_rejection (r, line);
+        assert_non_null (x);
+        assert_string_equal (x->field, fields[line - 2]);
+        assert_non_null (strstr (x->reason, "resident ID number"));
+        assert_null (strstr (x->value, id));
+        assert_null (strstr (x->value, id + 4)); /* not even most of it */
+    }
+    static const int tables[] = { INTAKE_UNITS, INTAKE_REJECTS, INTAKE_CASES, PM_DB_OUTBOX, PM_DB_IDEM };
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++)
+        if (s_table_contains (f, tables[i], id) || s_table_contains (f, tables[i], id + 6))
+            fail_msg ("table %d holds the ID number", tables[i]);
+    assert_false (pmt_log_has (id));
+    assert_int_equal (s_count (f, PM_DB_OUTBOX), 0);
+    s_import_free (&m);
+}
+
+static void
+test_rejections_of_two_files_with_one_name_are_kept_apart (void **state)
+{
+    s_fixture_t *f = *state;
+    s_import_t *m = s_import_mixed (f, "/data/a/units.csv", true);
+    s_import_ok (f, m);
+    s_import_free (&m);
+    m = s_import_mixed (f, "/data/b/units.csv", true);
+    s_import_ok (f, m);
+    s_import_free (&m);
+    assert_true (pmt_queue (f->d, "import_rejections")->count == 4);
+    /* b fixed: a's rejections stay */
+    m = s_import_mixed (f, "/data/b/units.csv", false);
+    s_import_ok (f, m);
+    s_import_free (&m);
+    Pm__V1__Queue *q = pmt_queue (f->d, "import_rejections");
+    assert_true (q->count == 2);
+    assert_non_null (pmt_queue_item (q, "/data/a/units.csv:5"));
+    assert_null (pmt_queue_item (q, "/data/b/units.csv:5"));
+}
+
+static void
+test_estate_name_contradiction_rejected (void **state)
+{
+    s_fixture_t *f = *state;
+    char id[19];
+    s_import_t *m = s_import_new (f, "import:names", "names.csv");
+    s_import_row (m, 2, "E01", "翠湖花园", "1", "0101", "1", "80", "A", "13900000001", "", s_resident_id (id, 1));
+    s_import_row (m, 3, "E01", "翠湖花园二期", "1", "0102", "1", "80", "B", "13900000002", "", s_resident_id (id, 2));
+    s_import_row (m, 4, "E01", " 翠湖花园 ", "1", "0103", "1", "80", "C", "13900000003", "", s_resident_id (id, 3));
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->created, 2);
+    assert_int_equal (r->rejected, 1);
+    const Pm__V1__RowRejection *x = s_rejection (r, 3);
+    assert_non_null (x);
+    assert_string_equal (x->field, "estate_name");
+    assert_non_null (strstr (x->reason, "'翠湖花园'"));
+    assert_non_null (strstr (x->reason, "'翠湖花园二期'"));
+    assert_int_equal (s_unit_get (f, "E01/1/0102")->status, PM__V1__STATUS__NOT_FOUND);
+    s_import_free (&m);
+}
+
+static void
+test_messages_name_the_real_fault (void **state)
+{
+    s_fixture_t *f = *state;
+    char id[19];
+    s_import_t *m = s_import_new (f, "import:faults", "faults.csv");
+    s_import_row (m, 2, "E01", "Riverside Gardens", "1", "0101", "1", "-80", "A", "13900000001", "",
+                  s_resident_id (id, 1));
+    s_import_row (m, 3, "E01", "Riverside Gardens", "1", "0102", "1", "89.505", "B", "13900000002", "",
+                  s_resident_id (id, 2));
+    s_import_row (m, 4, "E01", "Riverside Gardens", "1", "0103", "1", "0", "C", "13900000003", "",
+                  s_resident_id (id, 3));
+    s_import_row (m, 5, "E01", "Riverside Gardens", "1", "0104", "1", "８９.５", "D", "13900000004", "",
+                  s_resident_id (id, 4));
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->created, 1);
+    assert_non_null (strstr (s_rejection (r, 2)->reason, "negative"));
+    assert_non_null (strstr (s_rejection (r, 3)->reason, "at most two"));
+    assert_non_null (strstr (s_rejection (r, 4)->reason, "zero"));
+    assert_int_equal (s_unit_ok (f, "E01/1/0104", NULL)->area_cm2, 8950); /* full-width digits read as such */
+    s_import_free (&m);
+}
+
+static void
+test_delivery_date_and_parking_spaces (void **state)
+{
+    s_fixture_t *f = *state;
+    s_import_t *m = s_import_new (f, "import:opt", "opt.csv");
+    s_row_optional (s_import_std_row (m, 0), "2026/12/5", "2");
+    s_row_optional (s_import_std_row (m, 1), "2026-02-30", "");
+    s_row_optional (s_import_std_row (m, 2), "", "two");
+    s_row_optional (s_import_std_row (m, 3), "", "");
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, m);
+    assert_int_equal (r->created, 2);
+    assert_int_equal (r->rejected, 2);
+    const Pm__V1__RowRejection *x = s_rejection (r, 3);
+    assert_string_equal (x->field, "delivery_date");
+    assert_non_null (strstr (x->reason, "YYYY-MM-DD"));
+    x = s_rejection (r, 4);
+    assert_string_equal (x->field, "parking_spaces");
+    Pm__V1__Unit *u = s_unit_ok (f, "E01/1/0101", NULL);
+    assert_string_equal (u->delivery_date, "2026-12-05");
+    assert_int_equal (u->parking_spaces, 2);
+    u = s_unit_ok (f, "E01/1/0104", NULL);
+    assert_string_equal (u->delivery_date, "");
+    assert_int_equal (u->parking_spaces, 0);
+    /* a changed parking count is an update */
+    s_import_free (&m);
+    m = s_import_new (f, "import:opt2", "opt.csv");
+    s_row_optional (s_import_std_row (m, 0), "2026-12-05", "3");
+    assert_int_equal (s_import_ok (f, m)->updated, 1);
+    assert_int_equal (s_unit_ok (f, "E01/1/0101", NULL)->parking_spaces, 3);
+    s_import_free (&m);
+}
+
+/* What a table holds, as one number per table, to see that nothing changed. */
+static size_t
+s_all_counts (s_fixture_t *f)
+{
+    size_t n = 0;
+    for (int t = PM_DB_OUTBOX; t < INTAKE_NTABLES; t++)
+        if (t != PM_DB_IDEM)
+            n = n * 31 + s_count (f, t);
+    return n;
+}
+
+static void
+test_dry_run_reports_what_the_import_would_do (void **state)
+{
+    s_fixture_t *f = *state;
+    char id[19];
+    s_import_t *m = s_import_mixed (f, "dry.csv", false);
+    s_import_ok (f, m);
+    s_import_free (&m);
+    size_t before = s_all_counts (f);
+    uint64_t seq = pm_daemon_last_seq (f->d);
+
+    /* chunk 1: an unchanged unit, a changed one, a new one, a bad one */
+    s_import_t *c1 = s_import_new (f, "import:dry", "dry.csv");
+    c1->body.dry_run = true;
+    s_import_std_row (c1, 0);
+    Pm__V1__ImportRow *row = s_import_std_row (c1, 1);
+    snprintf (((s_row_t *) row)->text[7], 96, "13999990000");
+    s_import_row (c1, 10, "E01", "Riverside Gardens", "5", "0501", "5", "99", "New", "13900000005", "",
+                  s_resident_id (id, 9001));
+    s_import_row (c1, 11, "E01", "Riverside Gardens", "5", "0502", "5", "abc", "Bad", "13900000006", "",
+                  s_resident_id (id, 9002));
+    static char *carry[] = { "E01/5/0501" };
+    c1->body.dry_carry = carry;
+    c1->body.n_dry_carry = 1;
+    Pm__V1__IntakeImportReply *r = s_import_ok (f, c1);
+    assert_int_equal (r->unchanged, 1);
+    assert_int_equal (r->updated, 1);
+    assert_int_equal (r->created, 1);
+    assert_int_equal (r->rejected, 1);
+    assert_int_equal (r->n_dry_units, 1);
+    assert_string_equal (r->dry_units[0]->unit_id, "E01/5/0501");
+    assert_int_equal (r->n_dry_estates, 1);
+    /* the reply lives until the next apply: keep a copy of what it carries, as pmctl does */
+    size_t clen = pm__v1__unit__get_packed_size (r->dry_units[0]);
+    uint8_t *cbuf = malloc (clen + 1);
+    pm__v1__unit__pack (r->dry_units[0], cbuf);
+    Pm__V1__Unit *carriedp = pm__v1__unit__unpack (NULL, clen, cbuf);
+    free (cbuf);
+    assert_non_null (carriedp);
+    assert_int_equal (s_all_counts (f), before); /* nothing written ... */
+    assert_true (pm_daemon_last_seq (f->d) == seq); /* ... nothing emitted */
+    assert_int_equal (s_unit_get (f, "E01/5/0501")->status, PM__V1__STATUS__NOT_FOUND);
+    assert_true (pmt_queue (f->d, "import_rejections")->count == 0);
+
+    /* chunk 2: a co-owner of the unit chunk 1 would create: "updated", as the real import says */
+    s_import_t *c2 = s_import_new (f, "import:dry", "dry.csv");
+    c2->body.dry_run = true;
+    s_import_row (c2, 12, "E01", "Riverside Gardens", "5", "0501", "5", "99", "Co", "13900000007", "",
+                  s_resident_id (id, 9003));
+    c2->body.dry_units = &carriedp;
+    c2->body.n_dry_units = 1;
+    r = s_import_ok (f, c2);
+    assert_int_equal (r->updated, 1);
+    assert_int_equal (r->created, 0);
+    c2->body.dry_units = NULL;
+    c2->body.n_dry_units = 0;
+    pm__v1__unit__free_unpacked (carriedp, NULL);
+    assert_int_equal (s_all_counts (f), before);
+
+    /* the real import of the same rows says the same */
+    c1->body.dry_run = false;
+    c1->body.dry_carry = NULL;
+    c1->body.n_dry_carry = 0;
+    s_import_new_id (f, c1);
+    r = s_import_ok (f, c1);
+    assert_int_equal (r->unchanged, 1);
+    assert_int_equal (r->updated, 1);
+    assert_int_equal (r->created, 1);
+    assert_int_equal (r->rejected, 1);
+    c2->body.dry_run = false;
+    s_import_new_id (f, c2);
+    assert_int_equal (s_import_ok (f, c2)->updated, 1);
+    s_import_free (&c1);
+    s_import_free (&c2);
+}
+
 int
 main (void)
 {
@@ -1057,6 +1496,18 @@ main (void)
         cmocka_unit_test_setup_teardown (test_empty_batch_id_is_invalid, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_state_survives_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_big_batch_grows_the_map_and_commits, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_unit_ids_never_collide, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_slash_inside_a_part_is_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_phones_normalised_for_sms, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_same_name_co_owners_stay_two, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_owners_per_unit_capped, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_resident_id_in_another_column_never_kept, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_rejections_of_two_files_with_one_name_are_kept_apart, s_setup,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_estate_name_contradiction_rejected, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_messages_name_the_real_fault, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_delivery_date_and_parking_spaces, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_dry_run_reports_what_the_import_would_do, s_setup, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
