@@ -276,13 +276,13 @@ class Api(GatewayTest):
         self.assertEqual((st, j2["body"]), (200, j["body"]))
         self.assertEqual(gw.call("intake", "ops.ping", {}, op)[2]["body"]["last_seq"], seq)
         # without a key, one is made and returned
-        st, h, j = gw.call("intake", "intake.unit.get", {"unit_id": "E07/1-101"}, op)
+        st, h, j = gw.call("intake", "intake.unit.get", {"unit_id": "E07/1/101"}, op)
         self.assertEqual(st, 200, j)
         self.assertEqual(j["body"]["unit"]["estate_id"], "E07")
         self.assertEqual(len(h["idempotency-key"]), 26)
         self.assertEqual(j["id"], h["idempotency-key"])
         # the short form of a method
-        self.assertEqual(gw.call("intake", "unit.get", {"unit_id": "E07/1-101"}, op)[0], 200)
+        self.assertEqual(gw.call("intake", "unit.get", {"unit_id": "E07/1/101"}, op)[0], 200)
         # NOT_FOUND 404 and INVALID 400, with the daemon's message
         st, _, j = gw.call("intake", "intake.unit.get", {"unit_id": "E07/9-999"}, op)
         self.assertEqual((st, j["status"]), (404, "NOT_FOUND"))
@@ -298,7 +298,7 @@ class Api(GatewayTest):
         self.assertEqual((st, j["status"]), (409, "CONFLICT"))
         self.assertIn("manual_clock", j["message"])
         # UNAVAILABLE 503 with Retry-After: billing is not running
-        st, h, j = gw.call("billing", "billing.unit.get", {"unit_id": "E07/1-101"}, op)
+        st, h, j = gw.call("billing", "billing.unit.get", {"unit_id": "E07/1/101"}, op)
         self.assertEqual((st, j["status"]), (503, "UNAVAILABLE"))
         self.assertEqual(h["retry-after"], "5")
         self.assertIn("billing.unit.get", j["message"])
@@ -334,7 +334,7 @@ class Api(GatewayTest):
         admin = gw.token("root", "admin")
         row = {"batch_id": "r", "rows": rows_from_csv(1, seed=3, estate="E08")}
         before401 = gw.metric("gateway_auth_failures_total", 'code="401"')
-        st, h, j = gw.call("intake", "intake.unit.get", {"unit_id": "E01/1-101"})
+        st, h, j = gw.call("intake", "intake.unit.get", {"unit_id": "E01/1/101"})
         self.assertEqual((st, j["status"]), (401, "UNAUTHENTICATED"))
         self.assertIn("Bearer", h["www-authenticate"])
         self.assertEqual(gw.call("intake", "intake.unit.get", {}, "pmk_" + "x" * 43)[0], 401)
