@@ -598,22 +598,39 @@ s_get (pm_ctx_t *ctx, pm_txn_t *txn, const char *id, pm_out_t *out, Pm__Notify__
     return PM__V1__STATUS__OK;
 }
 
-static bool
-s_address_ok (const char *channel, const char *a)
+bool
+notify_address_ok (int channel, const char *a)
 {
-    if (!*a)
+    if (!a || !*a)
         return false;
-    if (channel[0] == 'e')
-        return strchr (a, '@') && strchr (a, '@') != a;
     size_t n = strlen (a);
-    if (a[0] == '+')
-        return n >= 8 && n <= 16;
-    if (n != 11 || a[0] != '1')
+    if (channel == NOTIFY_EMAIL) {
+        const char *at = strchr (a, '@');
+        if (!at || at == a || strchr (at + 1, '@') || strchr (a, ' '))
+            return false;
+        const char *dot = strrchr (at, '.');
+        return dot && dot > at + 1 && dot[1];
+    }
+    if (a[0] == '+') {
+        if (n < 8 || n > 16)
+            return false;
+        for (size_t i = 1; i < n; i++)
+            if (!isdigit ((unsigned char) a[i]))
+                return false;
+        return true;
+    }
+    if (n != 11 || a[0] != '1' || a[1] < '3')
         return false;
     for (size_t i = 0; i < n; i++)
         if (!isdigit ((unsigned char) a[i]))
             return false;
     return true;
+}
+
+static bool
+s_address_ok (const char *channel, const char *a)
+{
+    return notify_address_ok (notify_channel (channel), a);
 }
 
 /* An owner's address as the contacts now hold it (corrected by a re-import). */

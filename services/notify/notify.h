@@ -309,6 +309,9 @@ void notify_drop_indexed (pm_ctx_t *ctx, pm_txn_t *txn, int table, const char *k
 /* A message as an operator sees it (arena). */
 Pm__V1__MessageView *notify_message_view (pm_ctx_t *ctx, const Pm__Notify__MessageRecord *rec, bool text);
 const char *notify_state_name (int state);
+/* Whether a is a usable address on channel: a mainland mobile (13812345678)
+ * or +E.164 for sms, name@domain.tld for email. */
+bool notify_address_ok (int channel, const char *a);
 /* The address masked for people: 138****5678, z***@example.com (arena). */
 const char *notify_mask (pm_arena_t *a, const char *address);
 

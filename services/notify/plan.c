@@ -19,31 +19,10 @@
 #include "notify.h"
 #include "pm/log.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
 enum { S_ALL, S_OWNERS, S_OWNERS_EXPIRED };
-
-static bool
-s_phone_ok (const char *a)
-{
-    size_t n = strlen (a);
-    if (a[0] == '+') {
-        if (n < 8 || n > 16)
-            return false;
-        for (size_t i = 1; i < n; i++)
-            if (!isdigit ((unsigned char) a[i]))
-                return false;
-        return true;
-    }
-    if (n != 11 || a[0] != '1' || a[1] < '3')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isdigit ((unsigned char) a[i]))
-            return false;
-    return true;
-}
 
 typedef struct {
     const char *name, *role, *owner_key, *phone, *email;
@@ -79,10 +58,9 @@ s_send (s_plan_t *p, const notify_rule_t *r, const s_recipient_t *who, int64_t d
                                     ch == NOTIFY_SMS ? "mobile number" : "email address", who->name, who->role,
                                     *p->vals.unit_id ? " of " : "", p->vals.unit_id);
         }
-        else if (!fail && ch == NOTIFY_SMS && !s_phone_ok (address))
-            fail = pm_arena_printf (ctx->arena, "'%s' is not a mobile number (%s, %s)", address, who->name, who->role);
-        else if (!fail && ch == NOTIFY_EMAIL && (!strchr (address, '@') || address[0] == '@'))
-            fail = pm_arena_printf (ctx->arena, "'%s' is not an email address (%s, %s)", address, who->name, who->role);
+        else if (!fail && !notify_address_ok (ch, address))
+            fail = pm_arena_printf (ctx->arena, "'%s' is not %s (%s, %s)", address,
+                                    ch == NOTIFY_SMS ? "a mobile number" : "an email address", who->name, who->role);
         p->vals.v[V_NAME] = who->name;
         notify_draft_t dr = {
             .ev = p->ev,

@@ -266,6 +266,8 @@ s_key (const char *path, int line, notify_template_t *t, const char *key, const 
     bool sms = t->channel == NOTIFY_SMS;
     if (strcmp (key, "text") == 0 && sms)
         return s_compile (path, line, section, key, value, &t->body, &t->vars);
+    if (strcmp (key, "subject") == 0 && !sms && strchr (value, '\n'))
+        return s_err (path, line, "[%s] subject: one line only (a '|' continuation follows it)", section);
     if ((strcmp (key, "subject") == 0 || strcmp (key, "body") == 0) && !sms)
         return s_compile (path, line, section, key, value, key[0] == 's' ? &t->subject : &t->body, &t->vars);
     if (strcmp (key, "segments") == 0 && sms) {
@@ -326,7 +328,6 @@ notify_templates_load (const char *path, const char *text, char **err)
     char *e = NULL;
     char *key = NULL, *value = NULL; /* the key being read (continuations follow) */
     int key_line = 0, line = 0;
-    char *save = NULL;
     for (char *p = copy; p && !e; line++) {
         char *nl = strchr (p, '\n');
         if (nl)
@@ -376,16 +377,15 @@ notify_templates_load (const char *path, const char *text, char **err)
             e = s_err (path, ln, "expected 'key = value', a [TEMPLATE.CHANNEL] header or a '|' continuation");
             break;
         }
+        *eq = '\0';
         if (!ts->n) {
-            e = s_err (path, ln, "'%.*s' before any [TEMPLATE.CHANNEL] section", (int) (eq - s), s);
+            e = s_err (path, ln, "'%s' before any [TEMPLATE.CHANNEL] section", pm_trim (s));
             break;
         }
-        *eq = '\0';
         key = pm_xstrdup (pm_trim (s));
         value = pm_xstrdup (pm_trim (eq + 1));
         key_line = ln;
     }
-    (void) save;
     if (!e && key)
         e = s_key (path, key_line, &ts->t[ts->n - 1], key, value);
     free (key);
