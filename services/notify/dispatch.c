@@ -39,6 +39,7 @@
 #include "pm/mem.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +139,7 @@ s_claim_free (notify_claim_t *c)
 static void
 s_claimed_cb (int status, void *arg)
 {
-    s_lane_t *l = arg;
+    s_lane_t *l = (s_lane_t *) ((char *) arg - offsetof (s_lane_t, claim));
     notify_claim_t *c = &l->claim;
     l->claiming = false;
     size_t asked = c->n, got = status == PM__V1__STATUS__OK ? c->nclaimed : 0;
@@ -220,7 +221,7 @@ s_sent_cb (notify_send_t *msg, const notify_result_t *res, void *arg)
 static void
 s_reported_cb (int status, void *arg)
 {
-    s_lane_t *l = arg;
+    s_lane_t *l = (s_lane_t *) ((char *) arg - offsetof (s_lane_t, report));
     l->reporting = false;
     if (status != PM__V1__STATUS__OK) { /* not durable: the answers go in the next report */
         pm_warn ("notify: committing %zu %s outcome(s) failed (%s); trying again", l->report.n,
@@ -241,7 +242,7 @@ s_reported_cb (int status, void *arg)
 static void
 s_requeued_cb (int status, void *arg)
 {
-    notify_dispatch_t *dp = arg;
+    notify_dispatch_t *dp = (notify_dispatch_t *) ((char *) arg - offsetof (notify_dispatch_t, requeue));
     dp->recovering = false;
     if (status == PM__V1__STATUS__OK) {
         dp->recovered = true;
@@ -265,7 +266,7 @@ s_lane_step (s_lane_t *l)
         l->results = NULL;
         l->nresults = l->rcap = 0;
         l->reporting = true;
-        pm_daemon_write (dp->d, notify_report_write, s_reported_cb, l);
+        pm_daemon_write (dp->d, notify_report_write, s_reported_cb, &l->report);
     }
     if (l->claiming)
         return;
@@ -332,7 +333,7 @@ s_lane_step (s_lane_t *l)
         l->tokens -= (double) c->n;
     l->inflight += (int64_t) c->n;
     l->claiming = true;
-    pm_daemon_write (dp->d, notify_claim_write, s_claimed_cb, l);
+    pm_daemon_write (dp->d, notify_claim_write, s_claimed_cb, &l->claim);
 }
 
 static void
@@ -357,7 +358,7 @@ notify_dispatch_kick (notify_dispatch_t *dp)
         if (!dp->recovered) {
             if (!dp->recovering) {
                 dp->recovering = true;
-                pm_daemon_write (dp->d, notify_requeue_write, s_requeued_cb, dp);
+                pm_daemon_write (dp->d, notify_requeue_write, s_requeued_cb, &dp->requeue);
             }
             break;
         }
