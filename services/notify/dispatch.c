@@ -316,7 +316,7 @@ s_lane_step (s_lane_t *l)
         pm_scan_t n;
         if (pm_scan_prefix (&n, &t, NOTIFY_READY, &from)) {
             int64_t due;
-            if (pm_key_parse (n.key.mv_data, n.key.mv_size, "st", NULL, &due) == PM_OK)
+            if (pm_key_parse (n.key.mv_data, n.key.mv_size, "sts", NULL, &due, NULL) == PM_OK)
                 next_due = due;
         }
         pm_scan_end (&n);
@@ -443,8 +443,10 @@ s_lane_init (notify_dispatch_t *dp, s_lane_t *l, int ch, const pm_config_t *cfg)
                                    "Times the lane waited for a token of its rate limit");
     l->m_paused = pm_metric (m, PM_COUNTER, "notify_provider_pauses_total", labels,
                              "Times the provider asked to slow down (429 with Retry-After)");
-    pm_info ("notify: %s lane: %s gateway, %s%lld/s, %lld in flight, %lld a claim", c, l->gw->kind,
-             rate ? "" : "no limit (", (long long) rate, (long long) conc, (long long) batch);
+    char r[48];
+    snprintf (r, sizeof r, rate ? "%lld/s (burst %lld)" : "no rate limit", (long long) rate, (long long) burst);
+    pm_info ("notify: %s lane: %s gateway, %s, %lld in flight, %lld a claim", c, l->gw->kind, r, (long long) conc,
+             (long long) batch);
     return PM_OK;
 }
 

@@ -1,7 +1,7 @@
 /* pmctl.h - what pmctl's command files share: the command table's entry, the
  * global options, option parsing, exit codes and the request helpers.
  * Commands live in pmctl.c (endpoints, call, ping, metrics, queues, clock,
- * sync), events.c and import.c; the table that names them is in pmctl.c. */
+ * sync), events.c, import.c and notify.c; the table that names them is in pmctl.c. */
 #ifndef PMCTL_H
 #define PMCTL_H
 
@@ -94,5 +94,7 @@ int pmctl_print_json (cJSON *j, bool pretty);
 int pmctl_events (pmctl_t *ctl, int argc, char **argv);
 /* import.c: `pmctl import FILE.csv [--chunk ROWS] [--inflight N]`. */
 int pmctl_import (pmctl_t *ctl, int argc, char **argv);
+/* notify.c: `pmctl notify show|retry|drop ID`, `pmctl notify optout CHANNEL ADDRESS`. */
+int pmctl_notify (pmctl_t *ctl, int argc, char **argv);
 
 #endif
