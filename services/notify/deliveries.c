@@ -44,19 +44,65 @@ s_waiting (int st)
     return st == ST (PENDING) || st == ST (DEFERRED) || st == ST (RETRYING);
 }
 
-/* --- counters ------------------------------------------------------------------------- */
+/* --- counters ---------------------------------------------------------------------------
+ *
+ * Durable totals live in meta ("total:sent:sms" ...). A write that moves a
+ * thousand messages would update each a thousand times, so the dispatcher's
+ * writes open a tally: counts add up in memory and are written once, in the
+ * same transaction, when the write ends (s_tally_flush). Outside a tally a
+ * count goes to meta at once. States are not counted per transition: the
+ * queues are their own counts (ready_*, sending, dead_letters), and only the
+ * rarer waits (DEFERRED, RETRYING) keep a counter. */
+
+#define S_TALLY_MAX 32
+
+static struct {
+    bool open;
+    size_t n;
+    char key[S_TALLY_MAX][48];
+    int64_t by[S_TALLY_MAX];
+} s_tally;
+
+static void
+s_tally_open (void)
+{
+    s_tally.open = true;
+    s_tally.n = 0;
+}
+
+static void
+s_add (pm_txn_t *txn, const char *what, int64_t by)
+{
+    if (s_tally.open) {
+        for (size_t i = 0; i < s_tally.n; i++)
+            if (strcmp (s_tally.key[i], what) == 0) {
+                s_tally.by[i] += by;
+                return;
+            }
+        if (s_tally.n < S_TALLY_MAX) {
+            snprintf (s_tally.key[s_tally.n], sizeof s_tally.key[0], "%s", what);
+            s_tally.by[s_tally.n++] = by;
+            return;
+        }
+    }
+    uint64_t v = pm_meta_get_u64 (txn, what);
+    pm_meta_put_u64 (txn, what, by < 0 && (uint64_t) -by > v ? 0 : v + (uint64_t) by);
+}
+
+static void
+s_tally_flush (pm_txn_t *txn)
+{
+    s_tally.open = false;
+    for (size_t i = 0; i < s_tally.n; i++)
+        if (s_tally.by[i])
+            s_add (txn, s_tally.key[i], s_tally.by[i]);
+    s_tally.n = 0;
+}
 
 void
 notify_count (pm_txn_t *txn, const char *what, uint64_t by)
 {
-    pm_meta_put_u64 (txn, what, pm_meta_get_u64 (txn, what) + by);
-}
-
-static void
-s_uncount (pm_txn_t *txn, const char *what)
-{
-    uint64_t v = pm_meta_get_u64 (txn, what);
-    pm_meta_put_u64 (txn, what, v ? v - 1 : 0);
+    s_add (txn, what, (int64_t) by);
 }
 
 static void
@@ -64,7 +110,7 @@ s_count2 (pm_txn_t *txn, const char *a, const char *b)
 {
     char key[96];
     snprintf (key, sizeof key, "%s:%s", a, b);
-    notify_count (txn, key, 1);
+    s_add (txn, key, 1);
 }
 
 /* --- masking ------------------------------------------------------------------------------- */
@@ -87,10 +133,16 @@ notify_mask (pm_arena_t *a, const char *address)
 
 /* --- indexes ------------------------------------------------------------------------------- */
 
+static int
+s_ready_table (const Pm__Notify__MessageRecord *rec)
+{
+    return rec->channel[0] == 'e' ? NOTIFY_READY_EMAIL : NOTIFY_READY_SMS;
+}
+
 static const pm_key_t *
 s_ready_key (pm_key_t *k, const Pm__Notify__MessageRecord *rec)
 {
-    return pm_key (k, "sts", rec->channel, rec->due_ms, rec->message_id);
+    return pm_key (k, "ts", rec->due_ms, rec->message_id);
 }
 
 /* The dead letter an operator sees in ops.queues. */
@@ -117,35 +169,34 @@ static void
 s_unqueue (pm_txn_t *txn, const Pm__Notify__MessageRecord *rec)
 {
     pm_key_t k;
-    if (s_waiting (rec->state)) {
-        pm_txn_del_key (txn, NOTIFY_READY, s_ready_key (&k, rec));
-        char key[64];
-        snprintf (key, sizeof key, "ready:%s", rec->channel);
-        s_uncount (txn, key);
-    }
+    if (s_waiting (rec->state))
+        pm_txn_del_key (txn, s_ready_table (rec), s_ready_key (&k, rec));
     else if (rec->state == ST (SENDING))
         pm_txn_del_key (txn, NOTIFY_SENDING, pm_key (&k, "s", rec->message_id));
     else if (rec->state == ST (FAILED))
         pm_txn_del_key (txn, NOTIFY_DEAD, pm_key (&k, "s", rec->message_id));
 }
 
-/* Puts rec in the index of its (new) state, counts the transition and stores it. */
+/* Puts rec in the index of its (new) state, counts the waits and stores it. */
 static void
 s_queue (pm_ctx_t *ctx, pm_txn_t *txn, Pm__Notify__MessageRecord *rec, int old_state)
 {
     pm_key_t k;
-    if (s_waiting (rec->state)) {
-        pm_txn_put_key (txn, NOTIFY_READY, s_ready_key (&k, rec), "", 0);
-        s_count2 (txn, "ready", rec->channel);
-    }
+    if (s_waiting (rec->state))
+        pm_txn_put_key (txn, s_ready_table (rec), s_ready_key (&k, rec), "", 0);
     else if (rec->state == ST (SENDING))
         pm_txn_put_key (txn, NOTIFY_SENDING, pm_key (&k, "s", rec->message_id), "", 0);
     else if (rec->state == ST (FAILED))
         s_dead_put (ctx, txn, rec);
     if (old_state != (int) rec->state) {
-        if (old_state)
-            s_uncount (txn, pm_arena_printf (ctx->arena, "state:%s", notify_state_name (old_state)));
-        s_count2 (txn, "state", notify_state_name (rec->state));
+        if (old_state == ST (DEFERRED))
+            s_add (txn, "waiting:DEFERRED", -1);
+        else if (old_state == ST (RETRYING))
+            s_add (txn, "waiting:RETRYING", -1);
+        if (rec->state == ST (DEFERRED))
+            s_add (txn, "waiting:DEFERRED", 1);
+        else if (rec->state == ST (RETRYING))
+            s_add (txn, "waiting:RETRYING", 1);
     }
     pm_txn_put_msg (txn, NOTIFY_MESSAGES, pm_key (&k, "s", rec->message_id), &rec->base);
 }
@@ -325,17 +376,15 @@ notify_message_create (pm_ctx_t *ctx, pm_txn_t *txn, const notify_draft_t *dr, p
     rec->invoice_id = (char *) (dr->invoice_id ? dr->invoice_id : "");
     rec->topic = (char *) (dr->topic ? dr->topic : "");
     rec->subject = (char *) (dr->subject ? dr->subject : "");
-    rec->body = (char *) dr->body;
     rec->segments = dr->channel == NOTIFY_SMS ? notify_sms_segments (dr->body) : 0;
+    /* the text apart, written once: the record is rewritten at every step, the text never */
+    pm_txn_put_key (txn, NOTIFY_TEXTS, pm_key (&k, "s", id), dr->body, strlen (dr->body));
     rec->urgent = dr->rule->urgent;
     rec->unless_settled = dr->rule->unless_settled;
     rec->created_ms = ctx->now_ms;
     rec->due_ms = dr->due_ms > ctx->now_ms ? dr->due_ms : ctx->now_ms;
     if (*rec->unit_id)
         pm_txn_put_key (txn, NOTIFY_BY_UNIT, pm_key (&k, "ss", rec->unit_id, id), "", 0);
-    notify_count (txn, "total:created", 1);
-    if (rec->segments)
-        notify_count (txn, "total:segments", rec->segments);
 
     if (dr->fail_reason) { /* no usable address: a dead letter at once, counted */
         rec->reason = (char *) dr->fail_reason;
@@ -408,8 +457,21 @@ notify_send_free (notify_send_t *m)
     free (m);
 }
 
+/* The text of message id (arena), "" when it has none. */
+static char *
+s_text (pm_txn_t *txn, pm_arena_t *a, const char *id)
+{
+    pm_key_t k;
+    MDB_val v;
+    if (pm_txn_get_key (txn, NOTIFY_TEXTS, pm_key (&k, "s", id), &v) != PM_OK)
+        return "";
+    char *t = pm_arena_alloc (a, v.mv_size + 1);
+    memcpy (t, v.mv_data, v.mv_size);
+    return t;
+}
+
 static notify_send_t *
-s_send_new (const Pm__Notify__MessageRecord *rec)
+s_send_new (pm_txn_t *txn, const Pm__Notify__MessageRecord *rec)
 {
     notify_send_t *m = pm_xcalloc (1, sizeof *m);
     m->message_id = pm_xstrdup (rec->message_id);
@@ -418,7 +480,11 @@ s_send_new (const Pm__Notify__MessageRecord *rec)
     m->address = pm_xstrdup (rec->address);
     m->name = pm_xstrdup (rec->recipient_name);
     m->subject = pm_xstrdup (rec->subject);
-    m->body = pm_xstrdup (rec->body);
+    pm_key_t k;
+    MDB_val v;
+    m->body = pm_txn_get_key (txn, NOTIFY_TEXTS, pm_key (&k, "s", rec->message_id), &v) == PM_OK
+                  ? pm_xstrndup (v.mv_data, v.mv_size)
+                  : pm_xstrdup ("");
     m->unit_id = pm_xstrdup (rec->unit_id);
     m->channel = notify_channel (rec->channel);
     m->segments = rec->segments;
@@ -442,22 +508,23 @@ notify_claim_write (pm_ctx_t *ctx, pm_txn_t *txn, void *arg, pm_out_t *out)
     notify_claim_t *c = arg;
     const notify_app_t *app = ctx->app;
     s_claim_reset (c);
+    s_tally_open ();
     c->claimed = pm_xcalloc (c->n + 1, sizeof *c->claimed);
     uint32_t day = notify_local_day (&app->limits, ctx->now_ms);
     bool counted = false;
     for (size_t i = 0; i < c->n; i++) {
-        const char *chan, *id;
+        const char *id;
         int64_t due;
         pm_key_t k;
-        if (pm_key_parse (c->keys[i], c->klens[i], "sts", &chan, &due, &id) != PM_OK)
+        if (pm_key_parse (c->keys[i], c->klens[i], "ts", &due, &id) != PM_OK)
             continue;
         Pm__Notify__MessageRecord *rec;
         int rc = pm_txn_get_msg (txn, NOTIFY_MESSAGES, pm_key (&k, "s", id), &pm__notify__message_record__descriptor, &rec);
-        if (rc != PM_OK || !s_waiting (rec->state) || rec->due_ms != due || strcmp (rec->channel, chan) != 0) {
+        if (rc != PM_OK || !s_waiting (rec->state) || rec->due_ms != due || notify_channel (rec->channel) != c->channel) {
             /* an index entry its message has left: forget it (never spins the dispatcher) */
             if (rc != PM_ENOTFOUND && rc != PM_OK)
                 pm_error ("message %s: stored record does not decode; its queue entry is removed", id);
-            pm_txn_del_key (txn, NOTIFY_READY, pm_key_raw (&k, c->keys[i], c->klens[i]));
+            pm_txn_del_key (txn, NOTIFY_READY_SMS + c->channel, pm_key_raw (&k, c->keys[i], c->klens[i]));
             continue;
         }
         if (rec->due_ms > ctx->now_ms)
@@ -472,17 +539,16 @@ notify_claim_write (pm_ctx_t *ctx, pm_txn_t *txn, void *arg, pm_out_t *out)
             rec->first_try_ms = ctx->now_ms;
         rec->reason = "";
         s_queue (ctx, txn, rec, old);
-        if (rec->channel[0] == 's') { /* sms: the daily cap counts every SMS sent */
+        if (rec->channel[0] == 's' && app->limits.sms_daily_cap) { /* the daily cap counts every SMS sent */
             notify_cap_add (txn, day, rec->address);
             counted = true;
         }
-        c->claimed[c->nclaimed++] = s_send_new (rec);
+        c->claimed[c->nclaimed++] = s_send_new (txn, rec);
     }
     if (counted) /* the day's counts are forgotten the day after tomorrow */
         pm_timer_set (txn, "notify.caps", "prune",
                       notify_next_morning (&app->limits, notify_next_morning (&app->limits, ctx->now_ms)), NULL, 0);
-    if (txn->err)
-        return txn->err == PM_EINVAL ? PM__V1__STATUS__INVALID : PM__V1__STATUS__OK; /* the batch fails or is redone */
+    s_tally_flush (txn);
     return PM__V1__STATUS__OK;
 }
 
@@ -492,6 +558,7 @@ notify_report_write (pm_ctx_t *ctx, pm_txn_t *txn, void *arg, pm_out_t *out)
     notify_report_t *r = arg;
     const notify_app_t *app = ctx->app;
     const notify_limits_t *l = &app->limits;
+    s_tally_open ();
     for (size_t i = 0; i < r->n; i++) {
         const notify_result_t *res = &r->results[i];
         pm_key_t k;
@@ -512,6 +579,8 @@ notify_report_write (pm_ctx_t *ctx, pm_txn_t *txn, void *arg, pm_out_t *out)
             rec->reason = "";
             s_queue (ctx, txn, rec, old);
             s_count2 (txn, "total:sent", rec->channel);
+            if (rec->segments)
+                s_add (txn, "total:segments", rec->segments);
             s_outcome (ctx, txn, out, rec, true);
             break;
         case NOTIFY_RETRY:
@@ -541,6 +610,7 @@ notify_report_write (pm_ctx_t *ctx, pm_txn_t *txn, void *arg, pm_out_t *out)
             s_fail (ctx, txn, out, rec, pm_arena_strdup (ctx->arena, why));
         }
     }
+    s_tally_flush (txn);
     return PM__V1__STATUS__OK;
 }
 
@@ -648,9 +718,9 @@ s_owner_address (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__Notify__MessageRecord *
 }
 
 static void
-s_view_reply (pm_ctx_t *ctx, pm_out_t *out, const Pm__Notify__MessageRecord *rec, int which)
+s_view_reply (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const Pm__Notify__MessageRecord *rec, int which)
 {
-    Pm__V1__MessageView *v = notify_message_view (ctx, rec, true);
+    Pm__V1__MessageView *v = notify_message_view (ctx, txn, rec, true);
     if (which == 0) {
         Pm__V1__NotifyMessageRetryReply *r = pm_arena_alloc (ctx->arena, sizeof *r);
         pm__v1__notify_message_retry_reply__init (r);
@@ -698,7 +768,7 @@ notify_on_message_retry (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *re
     rec->manual_retries++;
     rec->reason = pm_arena_printf (ctx->arena, "resent by %s", *req->actor ? req->actor : "an operator");
     s_queue (ctx, txn, rec, old);
-    s_view_reply (ctx, out, rec, 0);
+    s_view_reply (ctx, txn, out, rec, 0);
     return pm_reply (out, PM__V1__STATUS__OK, "%s queued again (%s %s to %s)", rec->message_id, rec->template_,
                      rec->channel, notify_mask (ctx->arena, rec->address));
 }
@@ -729,14 +799,14 @@ notify_on_message_drop (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req
     }
     else
         s_drop (ctx, txn, out, rec, "operator", why);
-    s_view_reply (ctx, out, rec, 1);
+    s_view_reply (ctx, txn, out, rec, 1);
     return pm_reply (out, PM__V1__STATUS__OK, "%s dropped", rec->message_id);
 }
 
 /* --- views ------------------------------------------------------------------------------------- */
 
 Pm__V1__MessageView *
-notify_message_view (pm_ctx_t *ctx, const Pm__Notify__MessageRecord *rec, bool text)
+notify_message_view (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__Notify__MessageRecord *rec, bool text)
 {
     Pm__V1__MessageView *v = pm_arena_alloc (ctx->arena, sizeof *v);
     pm__v1__message_view__init (v);
@@ -763,7 +833,7 @@ notify_message_view (pm_ctx_t *ctx, const Pm__Notify__MessageRecord *rec, bool t
     v->urgent = rec->urgent;
     if (text) {
         v->subject = rec->subject;
-        v->text = rec->body;
+        v->text = s_text (txn, ctx->arena, rec->message_id);
     }
     return v;
 }

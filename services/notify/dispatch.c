@@ -45,6 +45,12 @@
 #include <string.h>
 
 #define S_WINDOW_US 5000000 /* the drain rate is measured over 5 s */
+/* Messages per claim or report write: each write is one item of the group
+ * commit, and reads are answered between items, so a write stays short. */
+#define S_CHUNK 128
+/* Answers wait at most this long for more before they are committed: one
+ * commit for many answers, not one each. */
+#define S_REPORT_WAIT_S 0.002
 
 typedef struct s_lane s_lane_t;
 
@@ -53,7 +59,8 @@ typedef struct s_flight {
     s_lane_t *lane;
     notify_send_t *msg;
     int64_t t0_us;
-    struct s_flight *prev, *next;
+    struct s_flight *prev, *next; /* every claimed message of the lane */
+    struct s_flight *qnext;       /* the queue of those not yet handed to the gateway */
 } s_flight_t;
 
 struct s_lane {
@@ -63,22 +70,45 @@ struct s_lane {
     double rate, burst;     /* tokens a second (0: no limit), bucket size */
     double tokens;
     int64_t refill_us;
-    int64_t concurrency;    /* messages claimed and not yet answered, at most */
-    int64_t batch;          /* messages per claim, at most */
-    int64_t inflight;       /* claimed (or being claimed) and not yet answered */
+    int64_t concurrency;    /* messages at the gateway at once, at most */
+    int64_t prefetch;       /* messages claimed ahead (queued or being claimed), at most */
+    int64_t inflight;       /* at the gateway, not yet answered */
+    int64_t asked;          /* in claim writes not yet committed */
+    int64_t nqueued;        /* claimed, waiting for room at the gateway */
     int64_t paused_until_us;
-    bool claiming, reporting;
-    notify_claim_t claim;
-    notify_report_t report;
+    int claiming, reporting;  /* claim and report writes queued (chunks of S_CHUNK messages) */
     notify_result_t *results; /* answers waiting for the next report */
     size_t nresults, rcap;
     s_flight_t *flights;
+    s_flight_t *qhead, *qtail;
     ev_timer timer;
+    ev_timer report_timer;  /* a short wait for more answers before a report */
     int64_t window_start_us;
     uint64_t window_n;
     double drain_rate;
     pm_metric_t *m_send_us, *m_rate_limited, *m_paused;
 };
+
+/* A claim or report write queued: the write's argument is the first member;
+ * every one is on the dispatcher's list, so that writes the runtime drops
+ * when the daemon stops (their callbacks never run) are freed. */
+typedef struct s_pending s_pending_t;
+struct s_pending {
+    s_pending_t *prev, *next;
+    bool claim;
+};
+
+typedef struct {
+    notify_claim_t claim;
+    s_lane_t *lane;
+    s_pending_t node;
+} s_claim_t;
+
+typedef struct {
+    notify_report_t report;
+    s_lane_t *lane;
+    s_pending_t node;
+} s_report_t;
 
 struct notify_dispatch {
     notify_app_t *app;
@@ -86,6 +116,7 @@ struct notify_dispatch {
     struct ev_loop *loop;
     s_lane_t lanes[NOTIFY_NCHANNELS];
     notify_requeue_t requeue;
+    s_pending_t *pending;   /* claim and report writes queued */
     bool recovered, recovering;
     bool in_kick, again;
     ev_timer start;
@@ -124,6 +155,27 @@ s_wake_in (s_lane_t *l, int64_t wait_us)
 static void s_sent_cb (notify_send_t *msg, const notify_result_t *res, void *arg);
 
 static void
+s_pending_add (notify_dispatch_t *dp, s_pending_t *p)
+{
+    p->prev = NULL;
+    p->next = dp->pending;
+    if (dp->pending)
+        dp->pending->prev = p;
+    dp->pending = p;
+}
+
+static void
+s_pending_del (notify_dispatch_t *dp, s_pending_t *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        dp->pending = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+}
+
+static void
 s_claim_free (notify_claim_t *c)
 {
     for (size_t i = 0; i < c->n; i++)
@@ -136,48 +188,70 @@ s_claim_free (notify_claim_t *c)
     memset (c, 0, sizeof *c);
 }
 
+/* Hands queued messages to the gateway while it has room (and the provider
+ * did not ask for a pause). A synchronous gateway answers inside send, whose
+ * kick then only marks work to do. */
+static void
+s_send_queued (s_lane_t *l)
+{
+    if (!l->qhead || l->paused_until_us > pm_mono_us ())
+        return;
+    notify_dispatch_t *dp = l->dp;
+    bool was = dp->in_kick;
+    dp->in_kick = true;
+    bool sent = false;
+    while (l->qhead && l->inflight < l->concurrency) {
+        s_flight_t *f = l->qhead;
+        l->qhead = f->qnext;
+        if (!l->qhead)
+            l->qtail = NULL;
+        l->nqueued--;
+        l->inflight++;
+        f->t0_us = pm_mono_us ();
+        sent = true;
+        l->gw->send (l->gw, f->msg, s_sent_cb, f);
+    }
+    if (sent && l->gw->flush)
+        l->gw->flush (l->gw);
+    dp->in_kick = was;
+}
+
 static void
 s_claimed_cb (int status, void *arg)
 {
-    s_lane_t *l = (s_lane_t *) ((char *) arg - offsetof (s_lane_t, claim));
-    notify_claim_t *c = &l->claim;
-    l->claiming = false;
+    s_claim_t *w = arg;
+    s_lane_t *l = w->lane;
+    notify_claim_t *c = &w->claim;
+    s_pending_del (l->dp, &w->node);
+    l->claiming--;
     size_t asked = c->n, got = status == PM__V1__STATUS__OK ? c->nclaimed : 0;
     if (status != PM__V1__STATUS__OK)
         pm_warn ("notify: claiming %zu %s message(s) failed (%s); trying again", asked, notify_channels[l->channel],
                  pm_status_name (status));
-    /* what was asked for and not claimed (not due, deferred, dropped) gives its room and token back */
-    l->inflight -= (int64_t) (asked - got);
-    if (l->rate > 0)
+    l->asked -= (int64_t) asked;
+    if (l->rate > 0) /* what was asked for and not claimed (not due, deferred, dropped) gives its token back */
         l->tokens += (double) (asked - got);
-    int64_t now = pm_mono_us ();
-    s_flight_t **fresh = pm_xcalloc (got + 1, sizeof *fresh);
-    for (size_t i = 0; i < got; i++) {
+    for (size_t i = 0; i < got; i++) { /* queued in claim order: earliest due first */
         s_flight_t *f = pm_xcalloc (1, sizeof *f);
         f->lane = l;
         f->msg = c->claimed[i];
-        f->t0_us = now;
+        c->claimed[i] = NULL;
         f->next = l->flights;
         if (l->flights)
             l->flights->prev = f;
         l->flights = f;
-        c->claimed[i] = NULL;
-        fresh[i] = f;
+        if (l->qtail)
+            l->qtail->qnext = f;
+        else
+            l->qhead = f;
+        l->qtail = f;
+        l->nqueued++;
     }
     c->nclaimed = 0;
-    /* the sends, in claim order (earliest due first); a synchronous gateway
-     * answers inside send, whose kick then only marks work to do */
-    notify_dispatch_t *dp = l->dp;
-    bool was = dp->in_kick;
-    dp->in_kick = true;
-    for (size_t i = 0; i < got; i++)
-        l->gw->send (l->gw, fresh[i]->msg, s_sent_cb, fresh[i]);
-    free (fresh);
-    if (l->gw->flush)
-        l->gw->flush (l->gw);
-    dp->in_kick = was;
     s_claim_free (c);
-    notify_dispatch_kick (dp);
+    free (w);
+    s_send_queued (l);
+    notify_dispatch_kick (l->dp);
 }
 
 static void
@@ -221,21 +295,22 @@ s_sent_cb (notify_send_t *msg, const notify_result_t *res, void *arg)
 static void
 s_reported_cb (int status, void *arg)
 {
-    s_lane_t *l = (s_lane_t *) ((char *) arg - offsetof (s_lane_t, report));
-    l->reporting = false;
-    if (status != PM__V1__STATUS__OK) { /* not durable: the answers go in the next report */
-        pm_warn ("notify: committing %zu %s outcome(s) failed (%s); trying again", l->report.n,
+    s_report_t *w = arg;
+    s_lane_t *l = w->lane;
+    s_pending_del (l->dp, &w->node);
+    l->reporting--;
+    if (status != PM__V1__STATUS__OK) { /* not durable: these answers go in a later report */
+        pm_warn ("notify: committing %zu %s outcome(s) failed (%s); trying again", w->report.n,
                  notify_channels[l->channel], pm_status_name (status));
-        size_t n = l->report.n + l->nresults;
-        notify_result_t *all = pm_xmalloc ((n + 1) * sizeof *all);
-        memcpy (all, l->report.results, l->report.n * sizeof *all);
-        memcpy (all + l->report.n, l->results, l->nresults * sizeof *all);
-        free (l->results);
-        l->results = all;
-        l->nresults = l->rcap = n;
+        if (l->nresults + w->report.n > l->rcap) {
+            l->rcap = l->nresults + w->report.n;
+            l->results = pm_xrealloc (l->results, l->rcap * sizeof *l->results);
+        }
+        memcpy (l->results + l->nresults, w->report.results, w->report.n * sizeof *l->results);
+        l->nresults += w->report.n;
     }
-    free (l->report.results);
-    memset (&l->report, 0, sizeof l->report);
+    free (w->report.results);
+    free (w);
     notify_dispatch_kick (l->dp);
 }
 
@@ -256,18 +331,57 @@ s_requeued_cb (int status, void *arg)
 
 /* --- one lane ------------------------------------------------------------------------------ */
 
+/* Queues the answers collected so far, S_CHUNK a write. */
+static void
+s_report (s_lane_t *l)
+{
+    for (size_t i = 0; i < l->nresults; i += S_CHUNK) {
+        size_t n = l->nresults - i < S_CHUNK ? l->nresults - i : S_CHUNK;
+        s_report_t *w = pm_xcalloc (1, sizeof *w);
+        w->lane = l;
+        w->report.results = pm_xmalloc (n * sizeof *w->report.results);
+        memcpy (w->report.results, l->results + i, n * sizeof *w->report.results);
+        w->report.n = n;
+        w->node.claim = false;
+        s_pending_add (l->dp, &w->node);
+        l->reporting++;
+        pm_daemon_write (l->dp->d, notify_report_write, s_reported_cb, w);
+    }
+    l->nresults = 0;
+}
+
+static void
+s_report_timer_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+    s_lane_t *l = w->data;
+    if (l->nresults && !l->reporting)
+        s_report (l);
+    notify_dispatch_kick (l->dp);
+}
+
+/* Commits the answers now when there are enough, or none will follow soon;
+ * else after a short wait for more (S_REPORT_WAIT_S). */
+static void
+s_report_maybe (s_lane_t *l, bool now)
+{
+    if (!l->nresults || l->reporting)
+        return;
+    if (now || l->nresults >= S_CHUNK || (!l->inflight && !l->nqueued)) {
+        ev_timer_stop (l->dp->loop, &l->report_timer);
+        s_report (l);
+    }
+    else if (!ev_is_active (&l->report_timer)) {
+        ev_timer_set (&l->report_timer, S_REPORT_WAIT_S, 0.0);
+        ev_timer_start (l->dp->loop, &l->report_timer);
+    }
+}
+
 static void
 s_lane_step (s_lane_t *l)
 {
     notify_dispatch_t *dp = l->dp;
-    if (l->nresults && !l->reporting) {
-        l->report.results = l->results;
-        l->report.n = l->nresults;
-        l->results = NULL;
-        l->nresults = l->rcap = 0;
-        l->reporting = true;
-        pm_daemon_write (dp->d, notify_report_write, s_reported_cb, &l->report);
-    }
+    s_report_maybe (l, false);
+    s_send_queued (l);
     if (l->claiming)
         return;
     int64_t now_us = pm_mono_us ();
@@ -275,10 +389,11 @@ s_lane_step (s_lane_t *l)
         s_wake_in (l, l->paused_until_us - now_us);
         return;
     }
-    int64_t room = l->concurrency - l->inflight;
-    if (room <= 0)
-        return; /* an answer makes room and kicks */
-    int64_t want = room < l->batch ? room : l->batch;
+    /* claim ahead of the gateway (one claim's commit takes longer than an
+     * answer), but only when the queue ran low: claims stay large */
+    int64_t want = l->prefetch - l->nqueued - l->asked;
+    if (want <= 0 || (l->nqueued > 0 && want < l->prefetch / 2))
+        return; /* an answer, or the claim's commit, kicks again */
     if (l->rate > 0) {
         s_refill (l, now_us);
         if (l->tokens < 1.0) {
@@ -293,47 +408,60 @@ s_lane_step (s_lane_t *l)
     }
     pm_clock_t *clock = pm_daemon_clock (dp->d);
     int64_t now_ms = pm_clock_now_ms (clock);
+    int table = NOTIFY_READY_SMS + l->channel;
     pm_txn_t t;
     if (pm_txn_begin_read (&t, pm_daemon_store (dp->d)) != PM_OK)
         return;
-    pm_key_t from, to;
-    pm_key (&from, "s", notify_channels[l->channel]);
-    pm_key (&to, "st", notify_channels[l->channel], now_ms + 1);
+    pm_key_t to;
+    pm_key (&to, "t", now_ms + 1);
     pm_scan_t s;
-    notify_claim_t *c = &l->claim;
-    s_claim_free (c);
-    c->channel = l->channel;
-    c->keys = pm_xcalloc ((size_t) want, sizeof *c->keys);
-    c->klens = pm_xcalloc ((size_t) want, sizeof *c->klens);
-    for (pm_scan_range (&s, &t, NOTIFY_READY, &from, &to); s.ok && (int64_t) c->n < want; pm_scan_next (&s)) {
-        c->keys[c->n] = pm_xmalloc (s.key.mv_size);
-        memcpy (c->keys[c->n], s.key.mv_data, s.key.mv_size);
-        c->klens[c->n++] = s.key.mv_size;
+    size_t n = 0;
+    s_claim_t *w = NULL;
+    for (pm_scan_range (&s, &t, table, NULL, &to); s.ok && (int64_t) n < want; pm_scan_next (&s)) {
+        if (!w || w->claim.n == S_CHUNK) {
+            if (w) {
+                l->claiming++;
+                pm_daemon_write (dp->d, notify_claim_write, s_claimed_cb, w);
+            }
+            w = pm_xcalloc (1, sizeof *w);
+            w->lane = l;
+            w->node.claim = true;
+            s_pending_add (dp, &w->node);
+            w->claim.channel = l->channel;
+            w->claim.keys = pm_xcalloc (S_CHUNK, sizeof *w->claim.keys);
+            w->claim.klens = pm_xcalloc (S_CHUNK, sizeof *w->claim.klens);
+        }
+        w->claim.keys[w->claim.n] = pm_xmalloc (s.key.mv_size);
+        memcpy (w->claim.keys[w->claim.n], s.key.mv_data, s.key.mv_size);
+        w->claim.klens[w->claim.n++] = s.key.mv_size;
+        n++;
     }
     pm_scan_end (&s);
+    if (w) {
+        l->claiming++;
+        pm_daemon_write (dp->d, notify_claim_write, s_claimed_cb, w);
+        s_report_maybe (l, true); /* in the same commit */
+    }
     int64_t next_due = INT64_MAX;
-    if (!c->n) { /* nothing due: when is the next? */
-        pm_scan_t n;
-        if (pm_scan_prefix (&n, &t, NOTIFY_READY, &from)) {
+    if (!n) { /* nothing due: when is the next? */
+        pm_scan_t x;
+        if (pm_scan_prefix (&x, &t, table, NULL)) {
             int64_t due;
-            if (pm_key_parse (n.key.mv_data, n.key.mv_size, "sts", NULL, &due, NULL) == PM_OK)
+            if (pm_key_parse (x.key.mv_data, x.key.mv_size, "ts", &due, NULL) == PM_OK)
                 next_due = due;
         }
-        pm_scan_end (&n);
+        pm_scan_end (&x);
     }
     pm_txn_abort (&t);
-    if (!c->n) {
-        s_claim_free (c);
+    if (!n) {
         /* a manual clock moves only by ops.clock, whose commit kicks us */
         if (next_due != INT64_MAX && !pm_clock_is_manual (clock))
             s_wake_in (l, (next_due - now_ms) * 1000);
         return;
     }
     if (l->rate > 0)
-        l->tokens -= (double) c->n;
-    l->inflight += (int64_t) c->n;
-    l->claiming = true;
-    pm_daemon_write (dp->d, notify_claim_write, s_claimed_cb, &l->claim);
+        l->tokens -= (double) n;
+    l->asked += (int64_t) n;
 }
 
 static void
@@ -413,27 +541,36 @@ s_lane_init (notify_dispatch_t *dp, s_lane_t *l, int ch, const pm_config_t *cfg)
         return PM_ECONFIG;
     }
     bool file = strcmp (l->gw->kind, "file") == 0;
-    int64_t rate, burst, conc, batch;
+    int64_t rate, burst, conc, prefetch;
     snprintf (key, sizeof key, "%s_rate", c);
     if (s_int (cfg, key, 0, 0, &rate) != PM_OK)
         return PM_ECONFIG;
     snprintf (key, sizeof key, "%s_burst", c);
     if (s_int (cfg, key, rate > 0 ? rate : 1, 1, &burst) != PM_OK)
         return PM_ECONFIG;
-    snprintf (key, sizeof key, "%s_concurrency", c);
-    if (s_int (cfg, key, file ? 1000 : 16, 1, &conc) != PM_OK)
-        return PM_ECONFIG;
-    snprintf (key, sizeof key, "%s_batch", c);
-    if (s_int (cfg, key, file ? 1000 : conc, 1, &batch) != PM_OK)
-        return PM_ECONFIG;
+    if (file) { /* synchronous: a claim's messages are written at once, then flushed */
+        if (s_int (cfg, "file_batch", 1000, 1, &prefetch) != PM_OK)
+            return PM_ECONFIG;
+        conc = prefetch;
+    }
+    else { /* a claim's commit takes longer than an answer: claim 4 x the concurrency ahead */
+        snprintf (key, sizeof key, "%s_concurrency", c);
+        if (s_int (cfg, key, 16, 1, &conc) != PM_OK)
+            return PM_ECONFIG;
+        prefetch = conc * 4;
+    }
+    if (rate > 0 && prefetch > burst) /* a rate-limited lane claims no more than it may send */
+        prefetch = burst;
     l->rate = (double) rate;
     l->burst = (double) burst;
     l->tokens = l->burst;
     l->refill_us = pm_mono_us ();
     l->concurrency = conc;
-    l->batch = batch;
+    l->prefetch = prefetch;
     ev_timer_init (&l->timer, s_lane_timer_cb, 0.0, 0.0);
     l->timer.data = l;
+    ev_timer_init (&l->report_timer, s_report_timer_cb, 0.0, 0.0);
+    l->report_timer.data = l;
     pm_metrics_t *m = pm_daemon_metrics (dp->d);
     char labels[64];
     snprintf (labels, sizeof labels, "channel=\"%s\"", c);
@@ -445,8 +582,8 @@ s_lane_init (notify_dispatch_t *dp, s_lane_t *l, int ch, const pm_config_t *cfg)
                              "Times the provider asked to slow down (429 with Retry-After)");
     char r[48];
     snprintf (r, sizeof r, rate ? "%lld/s (burst %lld)" : "no rate limit", (long long) rate, (long long) burst);
-    pm_info ("notify: %s lane: %s gateway, %s, %lld in flight, %lld a claim", c, l->gw->kind, r, (long long) conc,
-             (long long) batch);
+    pm_info ("notify: %s lane: %s gateway, %s, %lld in flight, %lld claimed ahead", c, l->gw->kind, r, (long long) conc,
+             (long long) prefetch);
     return PM_OK;
 }
 
@@ -477,8 +614,10 @@ notify_dispatch_destroy (notify_dispatch_t **p)
     ev_timer_stop (dp->loop, &dp->start);
     for (int ch = 0; ch < NOTIFY_NCHANNELS; ch++) {
         s_lane_t *l = &dp->lanes[ch];
-        if (l->dp)
+        if (l->dp) {
             ev_timer_stop (dp->loop, &l->timer);
+            ev_timer_stop (dp->loop, &l->report_timer);
+        }
         if (l->gw)
             l->gw->destroy (l->gw); /* aborts what is in flight: no callbacks */
         while (l->flights) {
@@ -487,9 +626,21 @@ notify_dispatch_destroy (notify_dispatch_t **p)
             notify_send_free (f->msg);
             free (f);
         }
-        s_claim_free (&l->claim);
-        free (l->report.results);
-        free (l->results);
+        free (l->results); /* claim and report writes still queued are dropped with the daemon */
+    }
+    while (dp->pending) { /* writes the runtime dropped: their callbacks never ran */
+        s_pending_t *n = dp->pending;
+        s_pending_del (dp, n);
+        if (n->claim) {
+            s_claim_t *w = (s_claim_t *) ((char *) n - offsetof (s_claim_t, node));
+            s_claim_free (&w->claim);
+            free (w);
+        }
+        else {
+            s_report_t *w = (s_report_t *) ((char *) n - offsetof (s_report_t, node));
+            free (w->report.results);
+            free (w);
+        }
     }
     free (dp);
     *p = NULL;
@@ -511,7 +662,7 @@ notify_dispatch_idle (const notify_dispatch_t *dp)
         return false;
     for (int ch = 0; ch < NOTIFY_NCHANNELS; ch++) {
         const s_lane_t *l = &dp->lanes[ch];
-        if (l->claiming || l->reporting || l->inflight || l->nresults)
+        if (l->claiming || l->reporting || l->inflight || l->nresults || l->nqueued)
             return false;
     }
     return true;

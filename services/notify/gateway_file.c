@@ -9,19 +9,67 @@
 #include "pm/log.h"
 #include "pm/mem.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+/* The line being written (one JSON object), grown as needed. */
+typedef struct {
+    char *p;
+    size_t n, cap;
+} s_line_t;
+
 typedef struct {
     notify_gateway_t base;
     FILE *f;
     char *path;
     int channel;
+    s_line_t line;
 } s_file_t;
+
+static void
+s_put (s_line_t *l, const char *s, size_t n)
+{
+    if (l->n + n + 1 > l->cap) {
+        l->cap = (l->n + n + 1) * 2;
+        l->p = pm_xrealloc (l->p, l->cap);
+    }
+    memcpy (l->p + l->n, s, n);
+    l->n += n;
+}
+
+/* ,"key":"value" with the value escaped as JSON (UTF-8 passes as it is). */
+static void
+s_str (s_line_t *l, const char *key, const char *v)
+{
+    s_put (l, l->n > 1 ? ",\"" : "\"", l->n > 1 ? 2 : 1);
+    s_put (l, key, strlen (key));
+    s_put (l, "\":\"", 3);
+    const char *run = v;
+    for (; *v; v++) {
+        unsigned char c = (unsigned char) *v;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        s_put (l, run, (size_t) (v - run));
+        char esc[8];
+        int n = c == '"' ? snprintf (esc, sizeof esc, "\\\"") : c == '\\' ? snprintf (esc, sizeof esc, "\\\\")
+                : c == '\n' ? snprintf (esc, sizeof esc, "\\n") : snprintf (esc, sizeof esc, "\\u%04x", c);
+        s_put (l, esc, (size_t) n);
+        run = v + 1;
+    }
+    s_put (l, run, (size_t) (v - run));
+    s_put (l, "\"", 1);
+}
+
+static void
+s_num (s_line_t *l, const char *key, unsigned long long v)
+{
+    char buf[64];
+    int n = snprintf (buf, sizeof buf, ",\"%s\":%llu", key, v);
+    s_put (l, buf, (size_t) n);
+}
 
 static void
 s_send (notify_gateway_t *g, notify_send_t *m, notify_sent_fn done, void *arg)
@@ -30,28 +78,27 @@ s_send (notify_gateway_t *g, notify_send_t *m, notify_sent_fn done, void *arg)
     notify_result_t res;
     memset (&res, 0, sizeof res);
     snprintf (res.message_id, sizeof res.message_id, "%s", m->message_id);
-    cJSON *j = cJSON_CreateObject ();
+    s_line_t *l = &fg->line;
+    l->n = 0;
+    s_put (l, "{", 1);
+    s_str (l, "message_id", m->message_id);
     struct timespec ts;
     clock_gettime (CLOCK_REALTIME, &ts);
-    cJSON_AddNumberToObject (j, "written_ms", (double) ts.tv_sec * 1000.0 + (double) (ts.tv_nsec / 1000000));
-    cJSON_AddStringToObject (j, "message_id", m->message_id);
-    cJSON_AddStringToObject (j, "idempotency_key", m->dedupe_key);
-    cJSON_AddStringToObject (j, "channel", notify_channels[m->channel]);
-    cJSON_AddStringToObject (j, "template", m->template_name);
-    cJSON_AddStringToObject (j, "to", m->address);
-    cJSON_AddStringToObject (j, "name", m->name);
-    cJSON_AddStringToObject (j, "unit_id", m->unit_id);
+    s_num (l, "written_ms", (unsigned long long) ts.tv_sec * 1000ULL + (unsigned long long) ts.tv_nsec / 1000000ULL);
+    s_str (l, "idempotency_key", m->dedupe_key);
+    s_str (l, "channel", notify_channels[m->channel]);
+    s_str (l, "template", m->template_name);
+    s_str (l, "to", m->address);
+    s_str (l, "name", m->name);
+    s_str (l, "unit_id", m->unit_id);
     if (m->channel == NOTIFY_EMAIL)
-        cJSON_AddStringToObject (j, "subject", m->subject);
+        s_str (l, "subject", m->subject);
     else
-        cJSON_AddNumberToObject (j, "segments", m->segments);
-    cJSON_AddStringToObject (j, "text", m->body);
-    cJSON_AddNumberToObject (j, "attempt", m->attempts);
-    char *line = cJSON_PrintUnformatted (j);
-    cJSON_Delete (j);
-    if (!line)
-        pm_oom ("file gateway line", 0);
-    if (fputs (line, fg->f) < 0 || fputc ('\n', fg->f) == EOF) {
+        s_num (l, "segments", m->segments);
+    s_str (l, "text", m->body);
+    s_num (l, "attempt", m->attempts);
+    s_put (l, "}\n", 2);
+    if (fwrite (l->p, 1, l->n, fg->f) != l->n) {
         res.outcome = NOTIFY_RETRY;
         snprintf (res.reason, sizeof res.reason, "cannot write %s: %s", fg->path, strerror (errno));
         clearerr (fg->f);
@@ -60,7 +107,6 @@ s_send (notify_gateway_t *g, notify_send_t *m, notify_sent_fn done, void *arg)
         res.outcome = NOTIFY_OK;
         snprintf (res.provider_ref, sizeof res.provider_ref, "file:%s", m->message_id);
     }
-    free (line);
     done (m, &res, arg);
 }
 
@@ -80,6 +126,7 @@ s_destroy (notify_gateway_t *g)
     s_file_t *fg = (s_file_t *) g;
     if (fg->f)
         fclose (fg->f);
+    free (fg->line.p);
     free (fg->path);
     free (fg);
 }

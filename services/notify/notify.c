@@ -5,8 +5,10 @@
 static const char *const s_tables[NOTIFY_NTABLES] = {
     [NOTIFY_CONTACTS] = "contacts",
     [NOTIFY_MESSAGES] = "messages",
+    [NOTIFY_TEXTS] = "texts",
     [NOTIFY_DEDUPE] = "dedupe",
-    [NOTIFY_READY] = "ready",
+    [NOTIFY_READY_SMS] = "ready_sms",
+    [NOTIFY_READY_EMAIL] = "ready_email",
     [NOTIFY_SENDING] = "sending",
     [NOTIFY_BY_UNIT] = "by_unit",
     [NOTIFY_TOPICS] = "topics",

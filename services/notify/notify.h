@@ -14,9 +14,11 @@
  *
  * Tables (keys from pm/key.h):
  *   contacts     s(unit_id)                 -> ContactRecord
- *   messages     s(message_id)              -> MessageRecord
+ *   messages     s(message_id)              -> MessageRecord (rewritten at every step)
+ *   texts        s(message_id)              -> the rendered text (UTF-8, written once)
  *   dedupe       s(dedupe_key)              -> message id
- *   ready        s(channel) t(due) s(id)    -> ""   PENDING, DEFERRED, RETRYING: the dispatcher's queue
+ *   ready_sms,   t(due) s(id)               -> ""   PENDING, DEFERRED, RETRYING: the dispatcher's
+ *   ready_email                                      queue per channel (its count is the backlog)
  *   sending      s(id)                      -> ""   SENDING: claimed, at a gateway
  *   by_unit      s(unit_id) s(id)           -> ""
  *   topics       s(topic) s(id)             -> ""   scheduled reminders, superseded by their next event
@@ -27,7 +29,8 @@
  *   caps         u(local day) s(address)    -> u32 SMS sent that day
  *   awaiting     s(unit_id) s(event id)     -> Awaiting (events waiting for the unit's contacts)
  *   notices      s(unit_id) s(id)           -> pm.v1.MessageOutcome (notices sent: the snapshot)
- * Meta: "owners", "msg_seq", "state:<STATE>", "ready:<channel>", "total:<what>". */
+ * Meta: "owners", "msg_seq" (= messages made), "waiting:DEFERRED", "waiting:RETRYING",
+ *       "total:<what>" (sent, failed, dropped, deferred, skipped, segments ...). */
 #ifndef NOTIFY_H
 #define NOTIFY_H
 
@@ -40,8 +43,10 @@
 enum {
     NOTIFY_CONTACTS = PM_DB_FIRST_DOMAIN,
     NOTIFY_MESSAGES,
+    NOTIFY_TEXTS,
     NOTIFY_DEDUPE,
-    NOTIFY_READY,
+    NOTIFY_READY_SMS,   /* NOTIFY_READY_SMS + channel */
+    NOTIFY_READY_EMAIL,
     NOTIFY_SENDING,
     NOTIFY_BY_UNIT,
     NOTIFY_TOPICS,
@@ -307,7 +312,7 @@ int notify_message_create (pm_ctx_t *ctx, pm_txn_t *txn, const notify_draft_t *d
 void notify_drop_indexed (pm_ctx_t *ctx, pm_txn_t *txn, int table, const char *key, const char *what,
                           const char *why, pm_out_t *out);
 /* A message as an operator sees it (arena). */
-Pm__V1__MessageView *notify_message_view (pm_ctx_t *ctx, const Pm__Notify__MessageRecord *rec, bool text);
+Pm__V1__MessageView *notify_message_view (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__Notify__MessageRecord *rec, bool text);
 const char *notify_state_name (int state);
 /* Whether a is a usable address on channel: a mainland mobile (13812345678)
  * or +E.164 for sms, name@domain.tld for email. */

@@ -56,7 +56,7 @@ notify_on_unit_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm
         if (pm_key_parse (s.key.mv_data, s.key.mv_size, "ss", NULL, &id) == PM_OK
             && pm_txn_get_msg (txn, NOTIFY_MESSAGES, pm_key (&mk, "s", id), &pm__notify__message_record__descriptor, &rec)
                    == PM_OK)
-            r->messages[r->n_messages++] = notify_message_view (ctx, rec, false);
+            r->messages[r->n_messages++] = notify_message_view (ctx, txn, rec, false);
     }
     pm_scan_end (&s);
     if (!c && !r->total)
@@ -81,7 +81,7 @@ notify_on_message_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req,
         return pm_reply (out, PM__V1__STATUS__NOT_FOUND, "message_id: no message '%s' (ids look like M0000000042)", id);
     Pm__V1__NotifyMessageGetReply *r = pm_arena_alloc (ctx->arena, sizeof *r);
     pm__v1__notify_message_get_reply__init (r);
-    r->message = notify_message_view (ctx, rec, true);
+    r->message = notify_message_view (ctx, txn, rec, true);
     pm_reply_body (out, &r->base);
     return pm_reply (out, PM__V1__STATUS__OK, "%s: %s %s %s", id, rec->template_, rec->channel,
                      notify_state_name (rec->state));
@@ -95,7 +95,7 @@ s_message_items (pm_ctx_t *ctx, pm_txn_t *txn, Pm__V1__Queue *q, int table, cons
     pm_scan_t s;
     for (pm_scan_prefix (&s, txn, table, NULL); s.ok && q->n_items < limit; pm_scan_next (&s)) {
         const char *id = NULL;
-        int rc = spec[1] ? pm_key_parse (s.key.mv_data, s.key.mv_size, "sts", NULL, NULL, &id)
+        int rc = spec[1] ? pm_key_parse (s.key.mv_data, s.key.mv_size, "ts", NULL, &id)
                          : pm_key_parse (s.key.mv_data, s.key.mv_size, "s", &id);
         if (rc != PM_OK || !id)
             continue;
@@ -131,8 +131,9 @@ notify_queues (pm_ctx_t *ctx, pm_txn_t *txn, uint32_t limit, Pm__V1__OpsQueuesRe
                                      "messages waiting to be sent (PENDING, DEFERRED by quiet hours or the daily cap, "
                                      "RETRYING after an error), by channel and due time: they go by themselves",
                                      limit);
-    q->count = pm_txn_count (txn, NOTIFY_READY);
-    s_message_items (ctx, txn, q, NOTIFY_READY, "sts", limit);
+    q->count = pm_txn_count (txn, NOTIFY_READY_SMS) + pm_txn_count (txn, NOTIFY_READY_EMAIL);
+    s_message_items (ctx, txn, q, NOTIFY_READY_SMS, "ts", limit);
+    s_message_items (ctx, txn, q, NOTIFY_READY_EMAIL, "ts", limit);
     q = pm_queue_new (ctx, r, "sending",
                       "messages at a gateway, waiting for its answer (a slow or dead gateway shows here)", limit);
     q->count = pm_txn_count (txn, NOTIFY_SENDING);
@@ -172,39 +173,58 @@ notify_gauges (pm_ctx_t *ctx, pm_txn_t *txn)
 {
     pm_gauge (ctx->metrics, "notify_units", NULL, "Units with contacts", (double) pm_txn_count (txn, NOTIFY_CONTACTS));
     pm_gauge (ctx->metrics, "notify_contacts", NULL, "Owners who can be reached", (double) pm_meta_get_u64 (txn, "owners"));
-    static const char *const states[] = { "PENDING", "DEFERRED", "SENDING", "SENT", "RETRYING", "FAILED", "DROPPED" };
+    uint64_t ready = 0, sent = 0, dropped = 0;
     char labels[64], key[64];
-    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
-        snprintf (labels, sizeof labels, "state=\"%s\"", states[i]);
-        snprintf (key, sizeof key, "state:%s", states[i]);
-        pm_gauge (ctx->metrics, "notify_messages", labels, "Messages by state", (double) pm_meta_get_u64 (txn, key));
-    }
     for (int ch = 0; ch < NOTIFY_NCHANNELS; ch++) {
         snprintf (labels, sizeof labels, "channel=\"%s\"", notify_channels[ch]);
-        snprintf (key, sizeof key, "ready:%s", notify_channels[ch]);
+        size_t backlog = pm_txn_count (txn, NOTIFY_READY_SMS + ch);
+        ready += backlog;
         pm_gauge (ctx->metrics, "notify_backlog", labels,
-                  "Messages waiting to be sent (PENDING, DEFERRED, RETRYING), by channel",
-                  (double) pm_meta_get_u64 (txn, key));
+                  "Messages waiting to be sent (PENDING, DEFERRED, RETRYING), by channel", (double) backlog);
         snprintf (key, sizeof key, "total:sent:%s", notify_channels[ch]);
+        sent += pm_meta_get_u64 (txn, key);
         s_total (ctx, txn, "notify_sent_total", "channel", notify_channels[ch], key, "Messages the gateway took");
         snprintf (key, sizeof key, "total:failed:%s", notify_channels[ch]);
         s_total (ctx, txn, "notify_failed_total", "channel", notify_channels[ch], key,
                  "Messages dead-lettered (permanent error, attempts or age exhausted, no usable address)");
     }
+    static const char *const dropped_why[] = { "settled", "opted_out", "superseded", "operator" };
+    for (size_t i = 0; i < sizeof dropped_why / sizeof dropped_why[0]; i++) {
+        snprintf (key, sizeof key, "total:dropped:%s", dropped_why[i]);
+        dropped += pm_meta_get_u64 (txn, key);
+    }
+    /* by state, from the queues themselves and the two waits that are counted */
+    uint64_t deferred = pm_meta_get_u64 (txn, "waiting:DEFERRED"), retrying = pm_meta_get_u64 (txn, "waiting:RETRYING");
+    struct {
+        const char *state;
+        uint64_t n;
+    } by[] = {
+        { "PENDING", ready > deferred + retrying ? ready - deferred - retrying : 0 },
+        { "DEFERRED", deferred },
+        { "RETRYING", retrying },
+        { "SENDING", pm_txn_count (txn, NOTIFY_SENDING) },
+        { "SENT", sent },
+        { "FAILED", pm_txn_count (txn, NOTIFY_DEAD) },
+        { "DROPPED", dropped },
+    };
+    for (size_t i = 0; i < sizeof by / sizeof by[0]; i++) {
+        snprintf (labels, sizeof labels, "state=\"%s\"", by[i].state);
+        pm_gauge (ctx->metrics, "notify_messages", labels,
+                  "Messages by state (SENT and DROPPED: all so far; FAILED: dead letters waiting)", (double) by[i].n);
+    }
     pm_gauge (ctx->metrics, "notify_dead_letters", NULL, "Dead letters waiting for an operator",
               (double) pm_txn_count (txn, NOTIFY_DEAD));
     pm_gauge (ctx->metrics, "notify_awaiting_contacts", NULL, "Events waiting for their unit's contacts",
               (double) pm_txn_count (txn, NOTIFY_AWAITING));
-    static const char *const dropped[] = { "settled", "opted_out", "superseded", "operator" };
-    for (size_t i = 0; i < sizeof dropped / sizeof dropped[0]; i++) {
-        snprintf (key, sizeof key, "total:dropped:%s", dropped[i]);
-        s_total (ctx, txn, "notify_dropped_total", "reason", dropped[i], key,
+    for (size_t i = 0; i < sizeof dropped_why / sizeof dropped_why[0]; i++) {
+        snprintf (key, sizeof key, "total:dropped:%s", dropped_why[i]);
+        s_total (ctx, txn, "notify_dropped_total", "reason", dropped_why[i], key,
                  "Messages given up before they went: invoice settled, opted out, superseded, by an operator");
     }
-    static const char *const deferred[] = { "quiet_hours", "daily_cap" };
-    for (size_t i = 0; i < sizeof deferred / sizeof deferred[0]; i++) {
-        snprintf (key, sizeof key, "total:deferred:%s", deferred[i]);
-        s_total (ctx, txn, "notify_deferred_total", "reason", deferred[i], key, "Messages held back to a later time");
+    static const char *const deferred_why[] = { "quiet_hours", "daily_cap" };
+    for (size_t i = 0; i < sizeof deferred_why / sizeof deferred_why[0]; i++) {
+        snprintf (key, sizeof key, "total:deferred:%s", deferred_why[i]);
+        s_total (ctx, txn, "notify_deferred_total", "reason", deferred_why[i], key, "Messages held back to a later time");
     }
     static const char *const skipped[] = { "no_phone", "no_email", "past" };
     for (size_t i = 0; i < sizeof skipped / sizeof skipped[0]; i++) {
@@ -212,13 +232,14 @@ notify_gauges (pm_ctx_t *ctx, pm_txn_t *txn)
         s_total (ctx, txn, "notify_skipped_total", "reason", skipped[i], key,
                  "Messages not made: an optional channel without address, a reminder already past");
     }
-    s_total (ctx, txn, "notify_messages_created_total", NULL, NULL, "total:created", "Messages planned from events");
+    s_total (ctx, txn, "notify_messages_created_total", NULL, NULL, "msg_seq", "Messages planned from events");
     s_total (ctx, txn, "notify_retries_total", NULL, NULL, "total:retries", "Retryable gateway errors, retried later");
     s_total (ctx, txn, "notify_no_address_total", NULL, NULL, "total:no_address",
              "Messages dead-lettered at once: the recipient has no usable address");
     s_total (ctx, txn, "notify_unknown_staff_total", NULL, NULL, "total:unknown_staff",
              "Staff messages whose recipient is not in the staff directory");
-    s_total (ctx, txn, "notify_sms_segments_total", NULL, NULL, "total:segments", "SMS segments of the messages planned");
+    s_total (ctx, txn, "notify_sms_segments_total", NULL, NULL, "total:segments",
+             "SMS segments sent (what the provider bills: 70 characters, 67 when concatenated)");
     s_total (ctx, txn, "notify_duplicates_total", NULL, NULL, "total:duplicates",
              "Messages not made again: their dedupe key existed");
     s_total (ctx, txn, "notify_resent_after_restart_total", NULL, NULL, "total:resent_after_restart",

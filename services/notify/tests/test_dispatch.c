@@ -64,6 +64,9 @@ test_file_gateway_sends_each_message_once (void **state)
     assert_int_equal (nt_metric (t, "notify_sent_total", "channel=\"sms\""), 2);
     assert_int_equal (nt_metric (t, "notify_backlog", "channel=\"sms\""), 0);
     assert_int_equal (nt_metric (t, "notify_messages", "state=\"SENT\""), 3);
+    assert_int_equal (nt_metric (t, "notify_messages", "state=\"PENDING\""), 0);
+    unsigned seg = nt_get (t, nt_message (t, UNIT, "move_in_notice", "sms", "张伟")->message_id)->segments;
+    assert_int_equal (nt_metric (t, "notify_sms_segments_total", ""), 2 * seg); /* both SMS, as billed */
     /* nothing more goes however often the dispatcher looks */
     nt_advance (t, "1h");
     assert_int_equal (s_lines (t, "sms", NULL), 2);

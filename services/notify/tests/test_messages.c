@@ -55,7 +55,8 @@ test_notice_goes_to_each_owner_on_each_channel (void **state)
     assert_int_equal (nt_metric (t, "notify_messages", "state=\"PENDING\""), 3);
     assert_int_equal (nt_metric (t, "notify_backlog", "channel=\"sms\""), 2);
     assert_int_equal (pmt_queue (t->f->d, "dead_letters")->count, 0);
-    assert_int_equal (nt_metric (t, "notify_sms_segments_total", ""), 2 * segments);
+    assert_true (segments >= 2);
+    assert_int_equal (nt_metric (t, "notify_sms_segments_total", ""), 0); /* counted when sent: what the provider bills */
 }
 
 static void
