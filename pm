@@ -26,7 +26,7 @@ PACKAGES=(cmake make gcc pkg-config
           libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libev-dev
           libinih-dev libcsv-dev libcjson-dev libsodium-dev libmicrohttpd-dev libcmocka-dev
           libcurl4-openssl-dev)
-TEST_PACKAGES=(python3 python3-zmq python3-protobuf protobuf-compiler)
+TEST_PACKAGES=(python3 python3-zmq python3-protobuf protobuf-compiler python3-aiosmtpd)
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'pm: %s\n' "$*" >&2; exit 1; }

@@ -135,7 +135,8 @@ notify_queues (pm_ctx_t *ctx, pm_txn_t *txn, uint32_t limit, Pm__V1__OpsQueuesRe
     s_message_items (ctx, txn, q, NOTIFY_READY_SMS, "ts", limit);
     s_message_items (ctx, txn, q, NOTIFY_READY_EMAIL, "ts", limit);
     q = pm_queue_new (ctx, r, "sending",
-                      "messages at a gateway, waiting for its answer (a slow or dead gateway shows here)", limit);
+                      "messages claimed by the dispatcher: at a gateway waiting for its answer, or next in line for it "
+                      "(a slow or dead gateway shows here)", limit);
     q->count = pm_txn_count (txn, NOTIFY_SENDING);
     s_message_items (ctx, txn, q, NOTIFY_SENDING, "s", limit);
     q = pm_queue_new (ctx, r, "awaiting_contacts",

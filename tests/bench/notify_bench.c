@@ -267,7 +267,8 @@ s_metric (const Pm__V1__Reply *r, const char *name, const char *labels)
 static void
 s_histograms (const Pm__V1__Reply *r)
 {
-    static const char *const names[] = { "pm_commit_us", "pm_batch_messages", "pm_loop_turn_us", "notify_gateway_us" };
+    static const char *const names[] = { "pm_commit_us", "pm_batch_messages", "pm_loop_turn_us", "notify_gateway_us",
+                                         "pm_read_us" };
     for (size_t i = 0; i < r->ops_metrics->n_metrics; i++) {
         const Pm__V1__Metric *m = r->ops_metrics->metrics[i];
         for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
