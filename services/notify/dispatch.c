@@ -6,9 +6,9 @@
  * message, the next rate token, the end of a provider's Retry-After pause) and
  * the gateways' completions. Per channel ("lane"):
  *
- *   1. claim    it reads the committed queue (table ready: channel, due, id),
- *               takes as many due messages as the lane has room and tokens
- *               for, and queues ONE claim write (pm_daemon_write). That write
+ *   1. claim    it reads the committed queue (table ready_<channel>: due, id),
+ *               takes as many due messages as the lane claims ahead, and
+ *               queues claim writes (pm_daemon_write), 128 messages each. A write
  *               runs in the next group commit: it admits each message again
  *               (settled invoice, opt-out, quiet hours, daily cap) and marks
  *               the rest SENDING with their attempt counted;
@@ -27,11 +27,14 @@
  * write puts every SENDING message back to PENDING (counted as resent), so
  * it goes again with the same dedupe key as the provider's idempotency key;
  * a provider that honours it delivers once. At most the messages in flight of
- * one lane (its concurrency) plus one report are in that window.
+ * one lane (its concurrency) plus the answers not yet reported (a few ms) are
+ * in that window; messages claimed ahead but not yet handed over are put back
+ * too, but they were never sent.
  *
- * Rate: a token bucket per lane (rate per second, burst), in real time; a
- * 429 pauses the lane for its Retry-After. Deferred messages that become due
- * together (08:00 after quiet hours) thus drain at the lane's rate. */
+ * Rate: a token bucket per lane (rate per second, burst), in real time,
+ * taken at each send; a 429 pauses the lane for its Retry-After. Deferred
+ * messages that become due together (08:00 after quiet hours) thus drain at
+ * the lane's rate. */
 #include "gateway.h"
 #include "pm/clock.h"
 #include "pm/err.h"
@@ -201,6 +204,15 @@ s_send_queued (s_lane_t *l)
     dp->in_kick = true;
     bool sent = false;
     while (l->qhead && l->inflight < l->concurrency) {
+        if (l->rate > 0) { /* the rate holds at the gateway: a token a send */
+            s_refill (l, pm_mono_us ());
+            if (l->tokens < 1.0) {
+                s_wake_in (l, (int64_t) ((1.0 - l->tokens) * 1e6 / l->rate) + 1);
+                pm_metric_inc (l->m_rate_limited, 1);
+                break;
+            }
+            l->tokens -= 1.0;
+        }
         s_flight_t *f = l->qhead;
         l->qhead = f->qnext;
         if (!l->qhead)
@@ -229,8 +241,6 @@ s_claimed_cb (int status, void *arg)
         pm_warn ("notify: claiming %zu %s message(s) failed (%s); trying again", asked, notify_channels[l->channel],
                  pm_status_name (status));
     l->asked -= (int64_t) asked;
-    if (l->rate > 0) /* what was asked for and not claimed (not due, deferred, dropped) gives its token back */
-        l->tokens += (double) (asked - got);
     for (size_t i = 0; i < got; i++) { /* queued in claim order: earliest due first */
         s_flight_t *f = pm_xcalloc (1, sizeof *f);
         f->lane = l;
@@ -394,18 +404,6 @@ s_lane_step (s_lane_t *l)
     int64_t want = l->prefetch - l->nqueued - l->asked;
     if (want <= 0 || (l->nqueued > 0 && want < l->prefetch / 2))
         return; /* an answer, or the claim's commit, kicks again */
-    if (l->rate > 0) {
-        s_refill (l, now_us);
-        if (l->tokens < 1.0) {
-            s_wake_in (l, (int64_t) ((1.0 - l->tokens) * 1e6 / l->rate) + 1);
-            pm_metric_inc (l->m_rate_limited, 1);
-            want = 0;
-        }
-        else if ((double) want > l->tokens)
-            want = (int64_t) l->tokens;
-        if (!want)
-            return;
-    }
     pm_clock_t *clock = pm_daemon_clock (dp->d);
     int64_t now_ms = pm_clock_now_ms (clock);
     int table = NOTIFY_READY_SMS + l->channel;
@@ -459,8 +457,6 @@ s_lane_step (s_lane_t *l)
             s_wake_in (l, (next_due - now_ms) * 1000);
         return;
     }
-    if (l->rate > 0)
-        l->tokens -= (double) n;
     l->asked += (int64_t) n;
 }
 
@@ -559,8 +555,8 @@ s_lane_init (notify_dispatch_t *dp, s_lane_t *l, int ch, const pm_config_t *cfg)
             return PM_ECONFIG;
         prefetch = conc * 4;
     }
-    if (rate > 0 && prefetch > burst) /* a rate-limited lane claims no more than it may send */
-        prefetch = burst;
+    if (rate > 0 && prefetch > burst + rate) /* a rate-limited lane claims about a second ahead */
+        prefetch = burst + rate;
     l->rate = (double) rate;
     l->burst = (double) burst;
     l->tokens = l->burst;
