@@ -74,6 +74,33 @@ test_file_gateway_sends_each_message_once (void **state)
 }
 
 static void
+test_bulk_notice_drains_each_message_once (void **state)
+{
+    nt_t *t = *state;
+    /* 400 units, a notice each: more than a claim ahead (file: 1000) in
+     * claim writes of 128, all in a few commits */
+    for (int i = 0; i < 400; i++) {
+        char unit[32], phone[16];
+        snprintf (unit, sizeof unit, "E01/9-%03d", i);
+        snprintf (phone, sizeof phone, "1370000%04d", i);
+        Pm__V1__Owner *o = nt_owner (t, "业主", phone, "");
+        nt_unit (t, unit, o, NULL);
+        nt_apply (t, nt_notice (t, unit, o, NULL));
+    }
+    assert_int_equal (nt_metric (t, "notify_backlog", "channel=\"sms\""), 400);
+    assert_int_equal (nt_settle_count (t, "notify.message.sent"), 400);
+    assert_int_equal (s_lines (t, "sms", NULL), 400);
+    assert_int_equal (nt_metric (t, "notify_sent_total", "channel=\"sms\""), 400);
+    assert_int_equal (nt_metric (t, "notify_backlog", "channel=\"sms\""), 0);
+    assert_int_equal (pmt_queue (t->f->d, "sending")->count, 0);
+    /* each number once, each message once */
+    assert_int_equal (s_lines (t, "sms", "\"to\":\"13700000000\""), 1);
+    assert_int_equal (s_lines (t, "sms", "\"to\":\"13700000399\""), 1);
+    nt_advance (t, "1d");
+    assert_int_equal (s_lines (t, "sms", NULL), 400);
+}
+
+static void
 test_retryable_errors_back_off_until_sent (void **state)
 {
     nt_t *t = *state;
@@ -338,6 +365,7 @@ main (void)
     pm_log_init ("test_dispatch", PM_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_file_gateway_sends_each_message_once, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_bulk_notice_drains_each_message_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_retryable_errors_back_off_until_sent, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_permanent_error_is_a_dead_letter_resent_by_hand, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_attempts_run_out_into_a_dead_letter, s_setup, s_teardown),
