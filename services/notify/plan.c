@@ -120,6 +120,10 @@ s_owners (s_plan_t *p, const notify_rule_t *r, int64_t due, const char *topic)
         return;
     }
     if (!n && !p->contacts) {
+        if (!*p->vals.unit_id) { /* no unit to wait for: nobody to tell */
+            notify_count (p->txn, "total:skipped:no_unit", 1);
+            return;
+        }
         s_park (p);
         return;
     }

@@ -227,7 +227,7 @@ notify_gauges (pm_ctx_t *ctx, pm_txn_t *txn)
         snprintf (key, sizeof key, "total:deferred:%s", deferred_why[i]);
         s_total (ctx, txn, "notify_deferred_total", "reason", deferred_why[i], key, "Messages held back to a later time");
     }
-    static const char *const skipped[] = { "no_phone", "no_email", "past" };
+    static const char *const skipped[] = { "no_phone", "no_email", "past", "no_unit" };
     for (size_t i = 0; i < sizeof skipped / sizeof skipped[0]; i++) {
         snprintf (key, sizeof key, "total:skipped:%s", skipped[i]);
         s_total (ctx, txn, "notify_skipped_total", "reason", skipped[i], key,

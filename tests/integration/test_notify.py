@@ -407,6 +407,9 @@ class Notify(unittest.TestCase):
         self.assertIn("the SMS provider refused it (400): invalid number 13900000400", dead[0]["reason"])
         self.assertIn("pmctl notify retry", dead[0]["reason"])
         first, second = dead[0]["key"], dead[1]["key"]
+        r = self.c.pmctl("notify", "show", first)
+        self.assertIn("FAILED", r.stdout)
+        self.assertIn("王五您好！您的房屋翠湖花园4栋101室已具备交付条件", r.stdout)
         self.assertEqual(len(self.events("notify.message.failed")), 2)
         # the provider fixed its number list: resend the first, give up the second
         self.sms.refuse = set()
