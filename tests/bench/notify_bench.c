@@ -493,8 +493,8 @@ s_run (const char *base, const char *gateway, size_t nmsg, int inflight, bool re
     if (rc == 0) {
         double secs = (double) (t_end - t0) / 1e6;
         qsort (qlat, nq, sizeof *qlat, s_cmp);
-        printf ("%-5s gateway: %zu SMS in %.2f s = %.0f messages/s%s%s (events applied after %.2f s)\n", gateway, nmsg,
-                secs, (double) nmsg / secs, http ? ", " : "", http ? "" : "", t_applied ? (double) (t_applied - t0) / 1e6 : 0);
+        printf ("%-5s gateway: %zu SMS in %.2f s = %.0f messages/s (events applied after %.2f s)\n", gateway, nmsg, secs,
+                (double) nmsg / secs, t_applied ? (double) (t_applied - t0) / 1e6 : 0);
         if (http)
             printf ("      provider answered %lu requests, %d in flight at most\n",
                     (unsigned long) atomic_load (&s_http_requests), inflight);
