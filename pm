@@ -29,7 +29,7 @@ PACKAGES=(cmake make gcc pkg-config
           libinih-dev libcsv-dev libcjson-dev libsodium-dev libmicrohttpd-dev libcmocka-dev
           libcurl4-openssl-dev libsystemd-dev)
 TEST_PACKAGES=(python3 python3-zmq python3-protobuf protobuf-compiler systemd clang libclang-rt-14-dev lmdb-utils
-               chromium chromium-driver python3-selenium fonts-wqy-microhei openssl)
+               chromium chromium-driver python3-selenium fonts-wqy-microhei openssl python3-aiosmtpd)
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'pm: %s\n' "$*" >&2; exit 1; }

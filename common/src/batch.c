@@ -531,6 +531,37 @@ s_timers_due (pm_daemon_t *d, size_t budget)
     pm_txn_abort (&t);
 }
 
+/* The in-process writes queued since the last batch join this one, first. */
+static void
+s_writes_take (pm_daemon_t *d)
+{
+    for (size_t i = 0; i < d->nwrites; i++) {
+        s_item_t *it = pm__item_new (d, ITEM_WRITE);
+        it->write = d->writes[i];
+        it->cost = S_TIMER_COST;
+        d->batch_bytes += it->cost;
+    }
+    d->nwrites = 0;
+}
+
+void
+pm_daemon_write (pm_daemon_t *d, pm_write_fn fn, pm_written_fn done, void *arg)
+{
+    if (d->nwrites == d->writes_cap) {
+        d->writes_cap = d->writes_cap ? 2 * d->writes_cap : 16;
+        d->writes = pm_xrealloc (d->writes, d->writes_cap * sizeof *d->writes);
+    }
+    d->writes[d->nwrites++] = (s_write_t) { fn, done, arg };
+    if (d->loop && !d->in_pump) /* inside a pump, its next turn takes them */
+        ev_feed_event (d->loop, &d->wake, EV_IDLE);
+}
+
+size_t
+pm_daemon_writes_queued (pm_daemon_t *d)
+{
+    return d->nwrites;
+}
+
 static void
 s_drain (pm_daemon_t *d)
 {
@@ -547,6 +578,7 @@ s_drain (pm_daemon_t *d)
     bool router_dry = !d->router;
     for (int i = 0; i < d->nups; i++)
         d->ups[i].sub_dry = d->ups[i].dealer_dry = false;
+    s_writes_take (d);
     for (;;) {
         int progressed = 0;
         if (!router_dry) {
@@ -584,7 +616,10 @@ s_payload_name (int payload)
 static const char *
 s_item_what (const s_item_t *it)
 {
-    return it->kind == ITEM_CMD ? it->req->method : it->kind == ITEM_EVENT ? it->ev->type : it->timer.kind;
+    return it->kind == ITEM_CMD     ? it->req->method
+           : it->kind == ITEM_EVENT ? it->ev->type
+           : it->kind == ITEM_WRITE ? "in-process write"
+                                    : it->timer.kind;
 }
 
 /* Runs one handler in txn (or a nested txn of it). Returns the status, or a
@@ -619,6 +654,9 @@ s_run (pm_daemon_t *d, pm_ctx_t *ctx, pm_txn_t *txn, s_item_t *it, bool *redo)
         else
             status = it->eroute->fn (ctx, use, it->ev, &out);
         break;
+    case ITEM_WRITE:
+        status = it->write.fn (ctx, use, it->write.arg, &out);
+        break;
     default: /* ITEM_TIMER */
         out.correlation_id = it->timer.key;
         status = it->tfn ? it->tfn (ctx, use, it->timer.key, it->timer.payload, it->timer.plen, &out)
@@ -638,7 +676,10 @@ s_run (pm_daemon_t *d, pm_ctx_t *ctx, pm_txn_t *txn, s_item_t *it, bool *redo)
         d->nemitted = emitted0;
         pm_warn ("a %s was refused by the store: a key was empty or longer than 511 bytes", s_item_what (it));
         return pm_reply (&out, PM__V1__STATUS__INVALID, "the store refused a key of this %s: empty, or longer than 511 bytes",
-                         it->kind == ITEM_CMD ? "request" : it->kind == ITEM_EVENT ? "event" : "timer");
+                         it->kind == ITEM_CMD     ? "request"
+                         : it->kind == ITEM_EVENT ? "event"
+                         : it->kind == ITEM_WRITE ? "in-process write"
+                                                  : "timer");
     }
     if (use->err) { /* map full, disk full, I/O: the whole batch fails or is redone */
         int err = use->err;
@@ -754,6 +795,14 @@ s_apply_item_in (pm_daemon_t *d, pm_ctx_t *ctx, pm_txn_t *txn, s_item_t *it)
                       pm_arena_printf (d->arena, "%s: %s", pm_status_name (status), s_why (it)), it->timer.kind);
         return 0;
     }
+    case ITEM_WRITE:
+        pm__v1__reply__init (it->reply);
+        status = s_run (d, ctx, txn, it, &redo);
+        if (status < 0 || redo)
+            return status < 0 ? status : 1;
+        if (status != PM__V1__STATUS__OK)
+            pm_warn ("an in-process write was refused (%s): %s", pm_status_name (status), s_why (it));
+        return 0;
     case ITEM_SNAP_BEGIN: {
         for (int i = 0; it->up->spec->tables && it->up->spec->tables[i] >= 0; i++)
             pm_txn_clear (txn, it->up->spec->tables[i]);
@@ -926,6 +975,22 @@ pm__timer_arm (pm_daemon_t *d)
     ev_timer_start (d->loop, &d->due);
 }
 
+/* Tells the in-process writes of the batch how it ended (their callbacks may
+ * queue more). Returns whether the batch changed state (it had writes and
+ * its commit succeeded), for the spec's committed hook. */
+static bool
+s_after_commit (pm_daemon_t *d)
+{
+    bool writes = false;
+    for (size_t i = 0; i < d->nitems; i++) {
+        s_item_t *it = &d->items[i];
+        writes |= it->kind != ITEM_ANSWERED && it->kind != ITEM_READ;
+        if (it->kind == ITEM_WRITE && it->write.done)
+            it->write.done (d->commit_failed ? PM__V1__STATUS__UNAVAILABLE : (int) it->reply->status, it->write.arg);
+    }
+    return writes && !d->commit_failed;
+}
+
 static void
 s_flush (pm_daemon_t *d)
 {
@@ -945,9 +1010,12 @@ s_flush (pm_daemon_t *d)
         s_publish (d, d->emitted[i].type, d->emitted[i].buf, d->emitted[i].len);
     pm_metric_inc (d->m_events, (double) d->nemitted);
     d->nemitted = 0;
+    bool wrote = s_after_commit (d);
     d->nitems = 0;
     pm_arena_reset (d->arena);
     pm__timer_arm (d);
+    if (wrote && d->spec->committed)
+        d->spec->committed (d->app);
 }
 
 void
@@ -970,6 +1038,8 @@ pm__pump (pm_daemon_t *d)
             break; /* let timers and signals run; the watchers call us again */
     }
     d->in_pump = false;
+    if (d->nwrites && d->loop && !d->commit_failed) /* queued during the last turn: another turn for them */
+        ev_feed_event (d->loop, &d->wake, EV_IDLE);
 }
 
 /* --- for tests ------------------------------------------------------------------------ */
@@ -1006,7 +1076,10 @@ pm_daemon_apply (pm_daemon_t *d, pm_batch_item_t *items, size_t n)
         if (items[i].reply->status == PM__V1__STATUS__UNAVAILABLE)
             rc = PM_EIO;
     }
+    bool wrote = s_after_commit (d);
     d->nitems = 0;
+    if (wrote && d->spec->committed)
+        d->spec->committed (d->app);
     return rc;
 }
 
@@ -1019,7 +1092,10 @@ pm_daemon_fire_timers (pm_daemon_t *d)
     s_timers_due (d, SIZE_MAX);
     size_t n = d->nitems;
     s_commit_batch (d);
+    bool wrote = s_after_commit (d);
     d->nitems = 0;
+    if (wrote && d->spec->committed)
+        d->spec->committed (d->app);
     return n;
 }
 

@@ -175,6 +175,7 @@ s_table_names (const pm_daemon_spec_t *spec)
 
 static void s_tick_cb (struct ev_loop *loop, ev_timer *w, int revents);
 static void s_due_cb (struct ev_loop *loop, ev_timer *w, int revents);
+static void s_wake_cb (struct ev_loop *loop, ev_idle *w, int revents);
 
 static void
 s_metrics_init (pm_daemon_t *d)
@@ -309,6 +310,8 @@ pm_daemon_new (const pm_daemon_spec_t *spec, pm_config_t *cfg, struct ev_loop *l
     d->tick.data = d;
     ev_timer_init (&d->due, s_due_cb, 0.0, 0.0);
     d->due.data = d;
+    ev_idle_init (&d->wake, s_wake_cb);
+    d->wake.data = d;
 
     if (spec->app_new) {
         d->app = spec->app_new (d, cfg);
@@ -456,7 +459,9 @@ pm_daemon_destroy (pm_daemon_t **p)
     if (d->loop) {
         ev_timer_stop (d->loop, &d->tick);
         ev_timer_stop (d->loop, &d->due);
+        ev_clear_pending (d->loop, &d->wake); /* fed by pm_daemon_write, never started */
     }
+    free (d->writes); /* writes never applied: dropped, as pm_daemon_write says */
     pm__served_expire (d, true);
     pm__stash_free (d);
     pm_zwatch_destroy (&d->wrouter);
@@ -583,6 +588,12 @@ static void
 s_watchdog_cb (struct ev_loop *loop, ev_timer *w, int revents)
 {
     sd_notify (0, "WATCHDOG=1");
+}
+
+static void
+s_wake_cb (struct ev_loop *loop, ev_idle *w, int revents)
+{
+    pm__pump (w->data); /* in-process writes were queued (pm_daemon_write) */
 }
 
 static void

@@ -31,7 +31,14 @@ enum {
     ITEM_SNAP_BEGIN,    /* a snapshot load starts: empty the source's tables */
     ITEM_SNAP_END,      /* a snapshot load ends: the cursor moves to its seq */
     ITEM_ANSWERED,      /* answered without touching state (bad input) */
+    ITEM_WRITE,         /* an in-process write (pm_daemon_write) */
 };
+
+typedef struct {
+    pm_write_fn fn;
+    pm_written_fn done;
+    void *arg;
+} s_write_t;
 
 typedef struct s_upstream s_upstream_t;
 
@@ -53,6 +60,7 @@ typedef struct {
     uint64_t snap_seq;    /* ITEM_SNAP_END */
     pm_timer_t timer;     /* ITEM_TIMER (strings and payload copied to the arena) */
     pm_timer_fn tfn;
+    s_write_t write;      /* ITEM_WRITE */
     bool nested;          /* redo in a nested txn: it failed after writing */
     Pm__V1__Reply *reply;
     void *reply_buf;      /* packed reply (arena), 8 bytes of time in front */
@@ -188,6 +196,11 @@ struct pm_daemon {
     s_frames_t *stash;
     size_t nstash, stash_cap;
     int64_t look_us;  /* the loop's last look at the ROUTER */
+
+    /* in-process writes queued for the next batch (pm_daemon_write) */
+    s_write_t *writes;
+    size_t nwrites, writes_cap;
+    ev_idle wake;     /* fed (never started) to pump the loop for them */
 
     /* the batch */
     s_item_t *items;

@@ -315,6 +315,142 @@ test_second_instance_refused (void **state)
     assert_true (refused); /* refused for the lock, not for any other reason */
 }
 
+/* --- in-process writes (pm_daemon_write) and the committed hook --------------- */
+
+typedef struct {
+    int committed;  /* times the spec's committed hook ran */
+} s_app_t;
+
+static void *
+s_app_new (pm_daemon_t *d, const pm_config_t *cfg)
+{
+    return calloc (1, sizeof (s_app_t));
+}
+
+static void
+s_committed (void *app)
+{
+    ((s_app_t *) app)->committed++;
+}
+
+static pm_daemon_spec_t s_hooked; /* pub, with an app and the committed hook */
+
+typedef struct {
+    const char *key;
+    bool fail;     /* write, emit, then refuse */
+    int done;      /* times done was called */
+    int status;    /* the status done got */
+} s_write_arg_t;
+
+static int
+s_write_fn (pm_ctx_t *ctx, pm_txn_t *txn, void *arg, pm_out_t *out)
+{
+    s_write_arg_t *w = arg;
+    pm_txn_put (txn, PMT_KV, w->key, strlen (w->key), "written", 7);
+    Pm__V1__Event ev = PM__V1__EVENT__INIT;
+    ev.type = "test.written";
+    ev.unit_id = (char *) w->key;
+    pm_emit (out, txn, &ev);
+    if (w->fail)
+        return pm_reply (out, PM__V1__STATUS__CONFLICT, "%s refused after writing", w->key);
+    return PM__V1__STATUS__OK;
+}
+
+static void
+s_write_done (int status, void *arg)
+{
+    s_write_arg_t *w = arg;
+    w->done++;
+    w->status = status;
+}
+
+static int
+s_setup_hooked (void **state)
+{
+    s_hooked = pmt_pub_spec;
+    s_hooked.app_new = s_app_new;
+    s_hooked.app_destroy = free;
+    s_hooked.committed = s_committed;
+    fx_t *f = calloc (1, sizeof *f);
+    f->dir = pmt_tmpdir ();
+    f->loop = ev_loop_new (0);
+    f->d = pmt_daemon (&s_hooked, f->dir, "", f->loop);
+    *state = f;
+    return 0;
+}
+
+static void
+test_write_is_applied_by_the_loop_then_done (void **state)
+{
+    fx_t *f = *state;
+    s_app_t *app = pm_daemon_app (f->d);
+    s_write_arg_t ok = { "w-ok", false, 0, -1 }, bad = { "w-bad", true, 0, -1 };
+    pm_daemon_write (f->d, s_write_fn, s_write_done, &ok);
+    pm_daemon_write (f->d, s_write_fn, s_write_done, &bad);
+    assert_int_equal (pm_daemon_writes_queued (f->d), 2);
+    /* queued, not applied: nothing is durable and nobody was told */
+    assert_null (pmt_kv (f->d, "w-ok"));
+    assert_int_equal (ok.done, 0);
+    assert_int_equal (app->committed, 0);
+
+    ev_run (f->loop, EVRUN_NOWAIT); /* the loop was woken for them */
+
+    assert_int_equal (pm_daemon_writes_queued (f->d), 0);
+    char *v = pmt_kv (f->d, "w-ok");
+    assert_non_null (v);
+    assert_string_equal (v, "written");
+    free (v);
+    assert_int_equal (ok.done, 1);
+    assert_int_equal (ok.status, PM__V1__STATUS__OK);
+    /* the refused write was undone alone, its event too */
+    assert_null (pmt_kv (f->d, "w-bad"));
+    assert_int_equal (bad.done, 1);
+    assert_int_equal (bad.status, PM__V1__STATUS__CONFLICT);
+    assert_int_equal (pm_daemon_last_seq (f->d), 1);
+    assert_int_equal (s_outbox_count (f->d), 1);
+    /* one batch, one committed call, after the done callbacks */
+    assert_int_equal (app->committed, 1);
+    pm_metric_t *m = pm_metric (pm_daemon_metrics (f->d), PM_HISTOGRAM, "pm_batch_messages", NULL, NULL);
+    assert_int_equal (pm_metric_count (m), 1);
+}
+
+static void
+test_apply_calls_committed_and_leaves_writes_queued (void **state)
+{
+    fx_t *f = *state;
+    s_app_t *app = pm_daemon_app (f->d);
+    s_write_arg_t w = { "w-later", false, 0, -1 };
+    pm_daemon_write (f->d, s_write_fn, s_write_done, &w);
+    Pm__V1__Request *put = pmt_req ("r1", "test.put", "k1");
+    assert_int_equal (pmt_apply (f->d, put)->status, PM__V1__STATUS__OK);
+    pmt_req_free (put);
+    assert_int_equal (app->committed, 1);
+    /* pm_daemon_apply is the batch of the items it is given: the write waits for the loop */
+    assert_int_equal (pm_daemon_writes_queued (f->d), 1);
+    assert_null (pmt_kv (f->d, "w-later"));
+    /* a read changes nothing: no committed call */
+    Pm__V1__Request *get = pmt_req ("", "test.get", "k1");
+    pmt_apply (f->d, get);
+    pmt_req_free (get);
+    assert_int_equal (app->committed, 1);
+    ev_run (f->loop, EVRUN_NOWAIT);
+    assert_int_equal (w.done, 1);
+    assert_int_equal (app->committed, 2);
+}
+
+static void
+test_queued_writes_dropped_at_destroy (void **state)
+{
+    fx_t *f = *state;
+    s_write_arg_t w = { "w-never", false, 0, -1 };
+    pm_daemon_write (f->d, s_write_fn, s_write_done, &w);
+    pm_daemon_destroy (&f->d);
+    ev_run (f->loop, EVRUN_NOWAIT); /* the wake-up fed for it is gone with the daemon */
+    assert_int_equal (w.done, 0);
+    f->d = pmt_daemon (&s_hooked, f->dir, "", f->loop);
+    assert_null (pmt_kv (f->d, "w-never"));
+}
+
 int
 main (void)
 {
@@ -329,6 +465,10 @@ main (void)
         cmocka_unit_test_setup_teardown (test_key_refused_by_store_fails_alone, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_scans_left_open_do_not_add_up, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_second_instance_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_write_is_applied_by_the_loop_then_done, s_setup_hooked, s_teardown),
+        cmocka_unit_test_setup_teardown (test_apply_calls_committed_and_leaves_writes_queued, s_setup_hooked,
+                                         s_teardown),
+        cmocka_unit_test_setup_teardown (test_queued_writes_dropped_at_destroy, s_setup_hooked, s_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

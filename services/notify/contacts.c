@@ -1,7 +1,21 @@
-/* contacts.c - notify's projection of owners' contacts, from intake.unit.* events. */
+/* contacts.c - notify's projection of owners' contacts, from intake.unit.*
+ * events. When a unit's contacts arrive, the events that waited for them
+ * (an invoice for a unit notify did not know yet) are planned (plan.c). */
 #include "notify.h"
 
 #include <string.h>
+
+Pm__Notify__ContactRecord *
+notify_contacts (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id)
+{
+    pm_key_t k;
+    Pm__Notify__ContactRecord *rec;
+    if (!unit_id || !*unit_id
+        || pm_txn_get_msg (txn, NOTIFY_CONTACTS, pm_key (&k, "s", unit_id), &pm__notify__contact_record__descriptor, &rec)
+               != PM_OK)
+        return NULL;
+    return rec;
+}
 
 int
 notify_on_unit (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Event *ev, pm_out_t *out)
@@ -20,9 +34,14 @@ notify_on_unit (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Event *ev, pm_out_t 
     rec.n_owners = u->n_owners;
     rec.owners = u->owners;
     rec.from_event = ev->id;
+    rec.estate_name = u->estate_name;
+    rec.building = u->building;
+    rec.unit = u->unit;
     pm_txn_put_msg (txn, NOTIFY_CONTACTS, &k, &rec.base);
     uint64_t owners = pm_meta_get_u64 (txn, "owners");
     pm_meta_put_u64 (txn, "owners", owners + u->n_owners - before);
+    if (u->n_owners)
+        notify_plan_awaiting (ctx, txn, u->unit_id, out);
     return PM__V1__STATUS__OK;
 }
 
@@ -49,11 +68,4 @@ notify_on_contact_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req,
     r->from_event = rec->from_event;
     pm_reply_body (out, &r->base);
     return pm_reply (out, PM__V1__STATUS__OK, "%s: %zu owner(s)", id, rec->n_owners);
-}
-
-void
-notify_gauges (pm_ctx_t *ctx, pm_txn_t *txn)
-{
-    pm_gauge (ctx->metrics, "notify_units", NULL, "Units with contacts", (double) pm_txn_count (txn, NOTIFY_CONTACTS));
-    pm_gauge (ctx->metrics, "notify_contacts", NULL, "Owners who can be reached", (double) pm_meta_get_u64 (txn, "owners"));
 }

@@ -1130,6 +1130,15 @@ static const pmctl_command_t s_commands[] = {
       "  -s, --secret S   signing secret, 16 to 256 bytes (create)\n"
       "  -t, --type T     an event type or prefix, e.g. billing.invoice. (repeat; default all)\n"
       "  -f, --from-start deliver every retained event too (default: from now)" },
+    { "notify", pmctl_notify, "show|retry|drop ID | optout CHANNEL ADDRESS",
+      "notify's messages: show one, resend a dead letter, drop one, opt-outs\n"
+      "\n"
+      "  show ID                 one message: state, reason, attempts, its text\n"
+      "  retry ID                a dead letter (FAILED) goes back to the queue; fix\n"
+      "                          its cause first (pmctl queues notify lists them)\n"
+      "  drop ID [--reason TEXT] a waiting message or a dead letter is given up\n"
+      "  optout sms|email ADDRESS [--in]  the owner at ADDRESS wants no more\n"
+      "                          messages on that channel (--in: again)" },
     { "sync", s_cmd_sync, "[--wait SECONDS]",
       "wait until every committed event is applied\n"
       "\n"

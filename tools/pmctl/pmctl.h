@@ -1,8 +1,8 @@
 /* pmctl.h - what pmctl's command files share: the command table's entry, the
  * global options, option parsing, exit codes and the request helpers.
  * Commands live in pmctl.c (endpoints, call, ping, metrics, queues, clock,
- * sync), events.c, import.c, unit.c, top.c, keys.c, billing.c and gateway.c
- * (token, webhook); the table that names them is in pmctl.c. */
+ * sync), events.c, import.c, unit.c, top.c, keys.c, billing.c, notify.c and
+ * gateway.c (token, webhook); the table that names them is in pmctl.c. */
 #ifndef PMCTL_H
 #define PMCTL_H
 
@@ -128,5 +128,7 @@ typedef struct {
 void pmctl_ask (const pmctl_t *ctl, void *zctx, pmctl_ask_t *asks, size_t n, int timeout_ms);
 /* Frees the asks' replies and connections (not the array). */
 void pmctl_ask_free (pmctl_ask_t *asks, size_t n);
+/* notify.c: `pmctl notify show|retry|drop ID`, `pmctl notify optout CHANNEL ADDRESS`. */
+int pmctl_notify (pmctl_t *ctl, int argc, char **argv);
 
 #endif

@@ -81,6 +81,14 @@ typedef void (*pm_gauges_fn) (pm_ctx_t *ctx, pm_txn_t *txn);
  * events with pm_snapshot_add, resuming after pm_snapshot_after(), until
  * pm_snapshot_add says the page is full or the state is exhausted (read txn). */
 typedef int (*pm_snapshot_fn) (pm_ctx_t *ctx, pm_txn_t *txn, pm_snapshot_t *snap);
+/* An in-process write (pm_daemon_write): runs in a batch's write transaction
+ * exactly as a command handler does (same ctx, txn and out: it may emit
+ * events; a non-OK status rolls back its writes alone). It may run more than
+ * once when the batch is redone, so it resets whatever it fills in arg first. */
+typedef int (*pm_write_fn) (pm_ctx_t *ctx, pm_txn_t *txn, void *arg, pm_out_t *out);
+/* Called on the loop once that batch is over: status is the write's own, or
+ * PM__V1__STATUS__UNAVAILABLE when the group commit failed (nothing applied). */
+typedef void (*pm_written_fn) (int status, void *arg);
 
 enum {
     PM_ROUTE_WRITE = 0, /* runs in the batch's write txn; reply stored under the request id */
@@ -138,6 +146,11 @@ typedef struct {
      * every handler as ctx->app; NULL (after logging why) stops the start. */
     void *(*app_new) (pm_daemon_t *d, const pm_config_t *cfg);
     void (*app_destroy) (void *app);
+    /* Called on the loop after each group commit that changed state, once its
+     * replies are sent and its events published (also after pm_daemon_apply
+     * and pm_daemon_fire_timers). For application work that follows what was
+     * just made durable, outside the handlers (notify's dispatcher). May be NULL. */
+    void (*committed) (void *app);
 } pm_daemon_spec_t;
 
 /* The whole life of a daemon process: options (-c FILE, --help), config,
@@ -165,6 +178,16 @@ int pm_daemon_bind (pm_daemon_t *d);
 int pm_daemon_run (pm_daemon_t *d);
 /* Asks the loop to stop after the current batch. */
 void pm_daemon_stop (pm_daemon_t *d);
+/* Queues an in-process write for the next batch of the loop (which is woken
+ * for it): how application code outside the handlers (an app's own watchers)
+ * commits state and emits events. fn runs in that batch's transaction; then
+ * done (may be NULL) gets its status. arg is the caller's and must live until
+ * done; writes still queued when the daemon is destroyed are dropped without
+ * done. Never called from a handler. Only the loop applies them
+ * (pm_daemon_apply does not). */
+void pm_daemon_write (pm_daemon_t *d, pm_write_fn fn, pm_written_fn done, void *arg);
+/* In-process writes queued and not yet applied. */
+size_t pm_daemon_writes_queued (pm_daemon_t *d);
 
 pm_store_t *pm_daemon_store (pm_daemon_t *d);
 pm_metrics_t *pm_daemon_metrics (pm_daemon_t *d);
