@@ -88,12 +88,12 @@ class PmctlCase(unittest.TestCase):
             self.assertRegex(o.pop("owner_key"), r"^[0-9a-f]{32}$")
         return u
 
-    SMALL = ("intake", "billing", "inspection", "notify")
+    SMALL = ("intake", "billing", "inspection", "workorder", "notify")
 
     def small_config(self):
-        """A config naming only intake, billing and intake's other upstreams (sections copied from
-        deploy/pm.conf), used by the daemons and pmctl alike: so ping and sync with no names mean
-        those four."""
+        """A config naming only the five domain daemons (sections copied from deploy/pm.conf: each
+        one's upstreams are among them), used by the daemons and pmctl alike: so ping and sync with
+        no names mean those five, without the gateway."""
         with open(os.path.join(SOURCE, "deploy/pm.conf"), encoding="utf-8") as f:
             text = f.read()
         keep, out = True, []
@@ -500,7 +500,7 @@ class Ops(PmctlCase):
         self.assertRegex(r.stdout, r"(?m)^billing +DOWN ")
         r = self.run_pmctl("--json", "--timeout", "1000", "ping", rc=1)
         self.assertEqual({o["daemon"]: o["up"] for o in json.loads(r.stdout)},
-                         {"intake": True, "billing": False, "inspection": True, "notify": True})
+                         {"intake": True, "billing": False, "inspection": True, "workorder": True, "notify": True})
 
     def test_unit_shows_each_daemons_part_and_which_is_down(self):
         self.small_config()
