@@ -199,8 +199,6 @@ s_move (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, Pm__Inspection__UnitRecord 
             d->rectified_ms = 0;
             pm_timer_set (txn, INSP_TIMER_DEADLINE, d->defect_id, d->deadline_ms, NULL, 0);
         }
-        if (reason)
-            d->reason = (char *) reason;
         break;
     default:
         break;
@@ -506,6 +504,7 @@ inspection_on_defect_reopen (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request
     if ((st = s_rectified (ctx, txn, out, q->defect_id, "reopened", &u, &rec)) != PM__V1__STATUS__OK)
         return st;
     s_round_checked (ctx, txn, u, rec->defect->defect_id, false);
+    rec->defect->reason = q->reason;
     s_move (ctx, txn, out, u, rec, PM__V1__DEFECT_STATE__DEFECT_OPEN, "reopened", s_by (ctx, req, q->by), q->reason,
             true);
     Pm__V1__InspectionDefectReopenReply *r = pm_arena_alloc (ctx->arena, sizeof *r);

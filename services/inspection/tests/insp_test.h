@@ -22,19 +22,25 @@ typedef struct {
     pmt_fixture_t *f;
     uint64_t intake_seq, wo_seq;
     unsigned req_n;
+    uint64_t seen_seq;   /* events up to this seq are in the log */
     Pm__V1__Event **log; /* every event emitted, in order (malloc'd copies) */
     size_t nlog, caplog;
 } t_env_t;
 
 static t_env_t *g;
 
-/* Keeps a copy of what the last apply emitted. */
+/* Keeps a copy of what the last apply emitted (a batch of reads leaves the
+ * previous batch's events in place: they are taken once, by seq). */
 static void
 t_harvest (void)
 {
     Pm__V1__Event **evs;
     size_t n = pmt_emitted (g->f->d, &evs);
     for (size_t i = 0; i < n; i++) {
+        if (evs[i]->seq <= g->seen_seq)
+            continue;
+        assert_true (evs[i]->seq == g->seen_seq + 1); /* no gap: nothing was missed */
+        g->seen_seq = evs[i]->seq;
         size_t len = pm__v1__event__get_packed_size (evs[i]);
         uint8_t *buf = malloc (len + 1);
         pm__v1__event__pack (evs[i], buf);
@@ -165,6 +171,14 @@ t_rectify (const char *defect_id)
     snprintf (oid, sizeof oid, "WO-%s", defect_id);
     assert_int_equal (t_order ("created", oid, defect_id, PM__V1__ORDER_STATE__ORDER_OPEN)->status, PM__V1__STATUS__OK);
     assert_int_equal (t_order ("done", oid, defect_id, PM__V1__ORDER_STATE__DONE)->status, PM__V1__STATUS__OK);
+}
+
+/* Moves the manual clock (fires what fell due) and keeps what it emitted. */
+static T_UNUSED void
+t_advance (const char *by)
+{
+    pmt_clock_advance (g->f->d, by);
+    t_harvest ();
 }
 
 /* --- calls ------------------------------------------------------------------------ */

@@ -327,9 +327,9 @@ test_a_checked_in_unit_never_inspected_is_queued (void **state)
     t_checked_in (U1);
     t_checked_in (U2);
     t_start (U2, false, PM__V1__STATUS__OK);
-    pmt_clock_advance (g->f->d, "2d");
+    t_advance ("2d");
     assert_int_equal (pmt_queue (g->f->d, "uninspected")->count, 0);
-    pmt_clock_advance (g->f->d, "1d1m");
+    t_advance ("1d1m");
     Pm__V1__Queue *q = pmt_queue (g->f->d, "uninspected");
     assert_int_equal (q->count, 1);
     const Pm__V1__QueueItem *it = pmt_queue_item (q, U1);
