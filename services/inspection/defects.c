@@ -252,6 +252,7 @@ inspection_bad_item (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const Pm__Insp
             if (pm_scan_msg (&s, &pm__v1__round_item_view__descriptor, &lines[n]) == PM_OK)
                 n++;
         }
+        pm_scan_end (&s);
         qsort (lines, n, sizeof *lines, s_by_position);
         Pm__V1__ChecklistItem **items = pm_arena_alloc (ctx->arena, (n + 1) * sizeof *items);
         for (size_t i = 0; i < n; i++) {

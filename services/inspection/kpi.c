@@ -178,6 +178,7 @@ s_walk (pm_ctx_t *ctx, pm_txn_t *txn, const char *estate_id,
         }
         s_set (ctx, &f, name, pm_be_u64 (s.val.mv_data));
     }
+    pm_scan_end (&s);
     if (f.kpi) {
         s_finish (f.kpi);
         fn (ctx, cur_estate, f.kpi, arg);

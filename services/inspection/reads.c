@@ -83,6 +83,7 @@ s_round_view (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id, const Pm__Inspe
         if (pm_scan_msg (&s, &pm__v1__round_item_view__descriptor, &it) == PM_OK)
             s_push (ctx, (void ***) &v->items, &v->n_items, it);
     }
+    pm_scan_end (&s);
     if (v->n_items)
         qsort (v->items, v->n_items, sizeof *v->items, s_by_position);
     return v;
@@ -121,6 +122,7 @@ inspection_on_unit_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req
         if (pm_scan_msg (&s, &pm__inspection__round_record__descriptor, &rr) == PM_OK)
             s_push (ctx, (void ***) &r->rounds, &r->n_rounds, s_round_view (ctx, txn, unit_id, rr));
     }
+    pm_scan_end (&s);
     for (pm_scan_prefix (&s, txn, INSP_DEFECTS, pm_key (&k, "s", unit_id)); s.ok; pm_scan_next (&s)) {
         Pm__Inspection__DefectRecord *d;
         if (pm_scan_msg (&s, &pm__inspection__defect_record__descriptor, &d) != PM_OK || !d->defect)
@@ -136,6 +138,7 @@ inspection_on_unit_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req
                 s_push (ctx, (void ***) &r->rounds[i]->defects_found, &r->rounds[i]->n_defects_found,
                         d->defect->defect_id);
     }
+    pm_scan_end (&s);
     pm_reply_body (out, &r->base);
     return pm_reply (out, PM__V1__STATUS__OK, "%s: %s; %zu round(s), %zu defect(s), %u open%s", unit_id,
                      inspection_status_name (r->status), r->n_rounds, r->n_defects, u->defects_open,
@@ -196,6 +199,7 @@ s_unit_events (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__Inspection__UnitRecord *u
         ev->defect = d->defect;
         s_push (ctx, (void ***) evs, &n, ev);
     }
+    pm_scan_end (&s);
     if (u->last_completed) {
         Pm__Inspection__RoundRecord *r = inspection_round_load (txn, u->unit_id, u->last_completed);
         if (r) {
@@ -276,9 +280,12 @@ inspection_snapshot (pm_ctx_t *ctx, pm_txn_t *txn, pm_snapshot_t *snap)
         size_t n = s_unit_events (ctx, txn, u, &evs);
         for (size_t i = resumed ? sent + 1 : 0; i < n; i++) {
             pm_key (&k, "su", u->unit_id, (uint32_t) i);
-            if (!pm_snapshot_add (snap, evs[i], k.buf, k.len))
+            if (!pm_snapshot_add (snap, evs[i], k.buf, k.len)) {
+                pm_scan_end (&s);
                 return PM_OK;
+            }
         }
     }
+    pm_scan_end (&s);
     return PM_OK;
 }

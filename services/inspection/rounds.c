@@ -95,6 +95,7 @@ s_defect_ids (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id, Pm__V1__DefectS
         }
         ids[(*n)++] = d->defect->defect_id;
     }
+    pm_scan_end (&s);
     return ids;
 }
 
@@ -384,6 +385,7 @@ s_pending (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id, uint32_t round_no)
         if (n++ < S_LIST_MAX)
             s = pm_arena_printf (ctx->arena, "%s%s%s/%s", s, *s ? ", " : "", it->room, it->category);
     }
+    pm_scan_end (&sc);
     if (n > S_LIST_MAX)
         s = pm_arena_printf (ctx->arena, "%s and %zu more", s, n - S_LIST_MAX);
     return s;

@@ -359,6 +359,51 @@ test_a_retried_request_records_one_defect (void **state)
     assert_int_equal (t_kpi ("E01")->estate->defects, 1);
 }
 
+/* Many commands that scan, in one group commit (one write transaction): every
+ * scan must give its cursor back, or the transaction runs out of them. */
+static void
+test_many_rounds_complete_in_one_batch (void **state)
+{
+    enum { N = 24 };
+    char units[N][32];
+    Pm__V1__Request *reqs[2 * N];
+    Pm__V1__InspectionItemsRecordRequest ok[N];
+    Pm__V1__InspectionRoundCompleteRequest done[N];
+    pm_batch_item_t items[2 * N];
+    for (int i = 0; i < N; i++) {
+        snprintf (units[i], sizeof units[i], "E01/5/5-%d", 100 + i);
+        t_checked_in (units[i]);
+        t_start (units[i], false, PM__V1__STATUS__OK);
+        if (i % 2)
+            t_defect (units[i], "客厅", "地面");
+        char id[32];
+        pm__v1__inspection_items_record_request__init (&ok[i]);
+        ok[i].unit_id = units[i];
+        ok[i].remaining_ok = true;
+        snprintf (id, sizeof id, "batch-ok-%d", i);
+        reqs[2 * i] = pmt_req (id, "inspection.items.record", "test");
+        pm_body_set (&reqs[2 * i]->base, "inspection.items.record", &ok[i].base);
+        pm__v1__inspection_round_complete_request__init (&done[i]);
+        done[i].unit_id = units[i];
+        snprintf (id, sizeof id, "batch-done-%d", i);
+        reqs[2 * i + 1] = pmt_req (id, "inspection.round.complete", "test");
+        pm_body_set (&reqs[2 * i + 1]->base, "inspection.round.complete", &done[i].base);
+    }
+    for (int i = 0; i < 2 * N; i++)
+        items[i] = (pm_batch_item_t) { reqs[i], NULL, NULL };
+    assert_int_equal (pm_daemon_apply (g->f->d, items, 2 * N), PM_OK);
+    for (int i = 0; i < 2 * N; i++) {
+        if (items[i].reply->status != PM__V1__STATUS__OK)
+            fail_msg ("%s: %s", reqs[i]->method, items[i].reply->message);
+        /* the bodies were borrowed: unset them before the requests are freed */
+        reqs[i]->body_case = PM__V1__REQUEST__BODY__NOT_SET;
+        pmt_req_free (reqs[i]);
+    }
+    t_harvest ();
+    assert_int_equal (t_count (0, "inspection.round.passed"), N / 2);
+    assert_int_equal (t_count (0, "inspection.round.failed"), N / 2);
+}
+
 int
 main (void)
 {
@@ -372,6 +417,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_accept_with_defects, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown (test_a_checked_in_unit_never_inspected_is_queued, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown (test_a_retried_request_records_one_defect, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown (test_many_rounds_complete_in_one_batch, t_setup, t_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
