@@ -214,6 +214,42 @@ s_move (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, Pm__Inspection__UnitRecord 
 
 /* --- inspection.defect.record --------------------------------------------------- */
 
+size_t
+inspection_round_defects (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id, uint32_t round_no,
+                          inspection_item_defect_t **out)
+{
+    size_t n = 0, cap = 0;
+    *out = NULL;
+    pm_key_t k;
+    pm_scan_t s;
+    for (pm_scan_prefix (&s, txn, INSP_DEFECTS, pm_key (&k, "s", unit_id)); s.ok; pm_scan_next (&s)) {
+        Pm__Inspection__DefectRecord *rec;
+        if (pm_scan_msg (&s, &pm__inspection__defect_record__descriptor, &rec) != PM_OK || !rec->defect
+            || rec->defect->round_no != round_no)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 8;
+            inspection_item_defect_t *a = pm_arena_alloc (ctx->arena, cap * sizeof *a);
+            if (n)
+                memcpy (a, *out, n * sizeof *a);
+            *out = a;
+        }
+        const Pm__V1__Defect *d = rec->defect;
+        (*out)[n++] = (inspection_item_defect_t) { d->room, d->category, d->defect_id, d->recorded_by, d->recorded_ms };
+    }
+    pm_scan_end (&s);
+    return n;
+}
+
+const inspection_item_defect_t *
+inspection_item_defect (const inspection_item_defect_t *d, size_t n, const char *room, const char *category)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp (d[i].room, room) == 0 && strcmp (d[i].category, category) == 0)
+            return &d[i];
+    return NULL;
+}
+
 static int
 s_text (pm_out_t *out, const char *field, const char *v, size_t max)
 {
@@ -355,25 +391,19 @@ inspection_on_defect_record (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request
     d->deadline_ms = ctx->now_ms + in->deadline_ms[q->severity];
     d->state = PM__V1__DEFECT_STATE__DEFECT_OPEN;
     s_history (ctx, rec, "recorded", d->recorded_by, NULL, u->rounds);
+
+    if (item && item->result == PM__V1__ITEM_RESULT__ITEM_PENDING) {
+        /* the first defect on a pending line records it (see inspection_item_defect_t) */
+        inspection_item_defect_t *found;
+        size_t nfound = inspection_round_defects (ctx, txn, u->unit_id, u->rounds, &found);
+        if (!inspection_item_defect (found, nfound, q->room, q->category)) {
+            round->items_recorded++;
+            pm_key_t rk;
+            pm_txn_put_msg (txn, INSP_ROUNDS, pm_key (&rk, "su", u->unit_id, u->rounds), &round->base);
+        }
+    }
     s_save (txn, u->unit_id, no, rec);
     pm_timer_set (txn, INSP_TIMER_DEADLINE, d->defect_id, d->deadline_ms, NULL, 0);
-
-    if (item) {
-        if (item->result == PM__V1__ITEM_RESULT__ITEM_PENDING)
-            round->items_recorded++;
-        item->result = PM__V1__ITEM_RESULT__ITEM_DEFECT;
-        char **ids = pm_arena_alloc (ctx->arena, (item->n_defect_ids + 1) * sizeof *ids);
-        if (item->n_defect_ids)
-            memcpy (ids, item->defect_ids, item->n_defect_ids * sizeof *ids);
-        ids[item->n_defect_ids++] = d->defect_id;
-        item->defect_ids = ids;
-        item->by = d->recorded_by;
-        item->at_ms = ctx->now_ms;
-        pm_txn_put_msg (txn, INSP_ITEMS, &ik, &item->base);
-    }
-    round->defects_found++;
-    pm_key_t rk;
-    pm_txn_put_msg (txn, INSP_ROUNDS, pm_key (&rk, "su", u->unit_id, u->rounds), &round->base);
     u->last_defect = no;
     u->defects_open++;
     inspection_unit_save (txn, u);

@@ -133,6 +133,19 @@ void inspection_check_due (pm_ctx_t *ctx, pm_txn_t *txn, Pm__Inspection__UnitRec
 
 /* --- defects.c: defects and the rectification loop ---------------------------- */
 
+/* A defect as the checklist line it was found on sees it. A line with any
+ * defect of its round is ITEM_DEFECT: this is derived when read, so
+ * recording a defect never rewrites the line (nor its page). */
+typedef struct {
+    const char *room, *category, *defect_id, *by;
+    int64_t at_ms;
+} inspection_item_defect_t;
+/* The defects found in round round_no of unit_id, in number order (arena). */
+size_t inspection_round_defects (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id, uint32_t round_no,
+                                 inspection_item_defect_t **out);
+/* The first of d[0..n) on room / category, or NULL. */
+const inspection_item_defect_t *inspection_item_defect (const inspection_item_defect_t *d, size_t n, const char *room,
+                                                        const char *category);
 /* Splits "E01/3/2-301#4" into unit id (arena) and number. false when malformed. */
 bool inspection_defect_id_parse (pm_ctx_t *ctx, const char *defect_id, char **unit_id, uint32_t *no);
 Pm__Inspection__DefectRecord *inspection_defect_load (pm_txn_t *txn, const char *unit_id, uint32_t no);

@@ -41,17 +41,16 @@ s_by_position (const void *a, const void *b)
     return x->position < y->position ? -1 : x->position > y->position;
 }
 
-/* Appends p to the arena array *arr of *n pointers. */
+/* Appends p to the array *arr of *n pointers (a new arena copy each time: the
+ * arrays here are short, and some start as decoded arrays of exactly n). */
 static void
 s_push (pm_ctx_t *ctx, void ***arr, size_t *n, void *p)
 {
-    if ((*n & (*n - 1)) == 0) { /* at 0, 1, 2, 4, ...: grow to the next power of two */
-        void **a = pm_arena_alloc (ctx->arena, (*n ? 2 * *n : 1) * sizeof *a);
-        if (*n)
-            memcpy (a, *arr, *n * sizeof *a);
-        *arr = a;
-    }
-    (*arr)[(*n)++] = p;
+    void **a = pm_arena_alloc (ctx->arena, (*n + 1) * sizeof *a);
+    if (*n)
+        memcpy (a, *arr, *n * sizeof *a);
+    a[(*n)++] = p;
+    *arr = a;
 }
 
 static Pm__V1__InspectionRoundView *
@@ -86,6 +85,23 @@ s_round_view (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id, const Pm__Inspe
     pm_scan_end (&s);
     if (v->n_items)
         qsort (v->items, v->n_items, sizeof *v->items, s_by_position);
+    /* a line with defects of this round is ITEM_DEFECT (derived: see inspection_item_defect_t) */
+    inspection_item_defect_t *found;
+    size_t nfound = inspection_round_defects (ctx, txn, unit_id, r->round_no, &found);
+    for (size_t i = 0; i < nfound; i++) {
+        s_push (ctx, (void ***) &v->defects_found, &v->n_defects_found, (void *) found[i].defect_id);
+        for (size_t j = 0; j < v->n_items; j++) {
+            Pm__V1__RoundItemView *it = v->items[j];
+            if (strcmp (it->room, found[i].room) || strcmp (it->category, found[i].category))
+                continue;
+            if (it->result == PM__V1__ITEM_RESULT__ITEM_PENDING) {
+                it->by = (char *) found[i].by;
+                it->at_ms = found[i].at_ms;
+            }
+            it->result = PM__V1__ITEM_RESULT__ITEM_DEFECT;
+            s_push (ctx, (void ***) &it->defect_ids, &it->n_defect_ids, (void *) found[i].defect_id);
+        }
+    }
     return v;
 }
 
@@ -133,10 +149,6 @@ inspection_on_unit_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req
         v->history = d->history;
         v->n_history = d->n_history;
         s_push (ctx, (void ***) &r->defects, &r->n_defects, v);
-        for (size_t i = 0; i < r->n_rounds; i++)
-            if (r->rounds[i]->round_no == d->defect->round_no)
-                s_push (ctx, (void ***) &r->rounds[i]->defects_found, &r->rounds[i]->n_defects_found,
-                        d->defect->defect_id);
     }
     pm_scan_end (&s);
     pm_reply_body (out, &r->base);

@@ -294,6 +294,8 @@ inspection_on_items_record (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request 
                          "\"地面\",\"result\":\"ITEM_OK\"}]} or \"remaining_ok\": true",
                          u->unit_id);
     const char *by = *q->by ? q->by : *req->actor ? req->actor : r->inspector;
+    inspection_item_defect_t *found;
+    size_t nfound = inspection_round_defects (ctx, txn, u->unit_id, u->rounds, &found);
     /* check every item before writing any */
     for (size_t i = 0; i < q->n_items; i++) {
         const Pm__V1__InspectionItem *it = q->items[i];
@@ -310,10 +312,11 @@ inspection_on_items_record (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request 
                             &pm__v1__round_item_view__descriptor, &cur)
             != PM_OK)
             return inspection_bad_item (ctx, txn, out, u, u->rounds, true, it->room, it->category);
-        if (cur->result == PM__V1__ITEM_RESULT__ITEM_DEFECT)
+        const inspection_item_defect_t *d = inspection_item_defect (found, nfound, it->room, it->category);
+        if (d)
             return pm_reply (out, PM__V1__STATUS__CONFLICT,
-                             "items[%zu]: %s / %s has defect(s) %s recorded in round %u; it cannot also be %s",
-                             i, it->room, it->category, s_join (ctx, cur->defect_ids, cur->n_defect_ids), u->rounds,
+                             "items[%zu]: %s / %s has defect %s recorded in round %u; it cannot also be %s", i,
+                             it->room, it->category, d->defect_id, u->rounds,
                              it->result == PM__V1__ITEM_RESULT__ITEM_OK ? "OK" : "not applicable");
     }
     uint32_t recorded = 0;
@@ -342,7 +345,8 @@ inspection_on_items_record (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request 
              pm_scan_next (&s)) {
             Pm__V1__RoundItemView *cur;
             if (pm_scan_msg (&s, &pm__v1__round_item_view__descriptor, &cur) == PM_OK
-                && cur->result == PM__V1__ITEM_RESULT__ITEM_PENDING)
+                && cur->result == PM__V1__ITEM_RESULT__ITEM_PENDING
+                && !inspection_item_defect (found, nfound, cur->room, cur->category))
                 pending[n++] = cur;
         }
         pm_scan_end (&s);
@@ -375,12 +379,15 @@ s_pending (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id, uint32_t round_no)
 {
     char *s = pm_arena_strdup (ctx->arena, "");
     size_t n = 0;
+    inspection_item_defect_t *found;
+    size_t nfound = inspection_round_defects (ctx, txn, unit_id, round_no, &found);
     pm_key_t k;
     pm_scan_t sc;
     for (pm_scan_prefix (&sc, txn, INSP_ITEMS, pm_key (&k, "su", unit_id, round_no)); sc.ok; pm_scan_next (&sc)) {
         Pm__V1__RoundItemView *it;
         if (pm_scan_msg (&sc, &pm__v1__round_item_view__descriptor, &it) != PM_OK
-            || it->result != PM__V1__ITEM_RESULT__ITEM_PENDING)
+            || it->result != PM__V1__ITEM_RESULT__ITEM_PENDING
+            || inspection_item_defect (found, nfound, it->room, it->category))
             continue;
         if (n++ < S_LIST_MAX)
             s = pm_arena_printf (ctx->arena, "%s%s%s/%s", s, *s ? ", " : "", it->room, it->category);
