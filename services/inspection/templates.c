@@ -393,7 +393,10 @@ inspection_on_template_set (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request 
     char *err = NULL;
     int status = PM__V1__STATUS__OK;
     if (*q->csv) {
-        if (s_parse_text (q->csv, strlen (q->csv), "csv", &c, &err) != PM_OK) {
+        const char *name = *q->file_name && pm_utf8_valid_str (q->file_name) && strlen (q->file_name) < 256
+                               ? q->file_name
+                               : "csv";
+        if (s_parse_text (q->csv, strlen (q->csv), name, &c, &err) != PM_OK) {
             status = pm_reply (out, PM__V1__STATUS__INVALID, "checklist for %s refused, nothing changed: %s",
                                q->estate_id, err);
             free (err);

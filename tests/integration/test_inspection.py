@@ -286,6 +286,32 @@ class Inspection(unittest.TestCase):
         self.assertIn("35 of 35 checklist items not recorded", r["message"])
         self.assertEqual(self.events(), [e for e in self.events() if e["type"] == "inspection.round.opened"])
 
+    def test_an_estates_checklist_through_pmctl(self):
+        self.intake.emit("intake.unit.registered", unit_id="E02/1/1-101", estate_id="E02", unit=unit("E02/1/1-101"))
+        self.c.start("inspection")
+        self.wait_applied(self.intake)
+        r = self.c.pmctl("checklist", "E02")  # the default, as CSV
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0], "room,category,check")
+        self.assertEqual(len(lines), 36)
+        self.assertIn("built in", r.stderr)
+        path = os.path.join(self.c.home, "e02.csv")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines[:3] + ['主卧,"墙面/天花","空鼓, 裂缝"', "主卧,燃起,typo"]) + "\n")
+        r = self.c.pmctl("checklist", "E02", path, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("e02.csv:5: category '燃起' is not one of", r.stderr)
+        self.assertEqual(len(self.c.pmctl("checklist", "E02").stdout.splitlines()), 36)  # unchanged
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines[:3] + ['主卧,"墙面/天花","空鼓, 裂缝"']) + "\n")
+        r = self.c.pmctl("checklist", "E02", path)
+        self.assertIn("3 lines in 2 rooms", r.stdout)
+        r = self.c.pmctl("checklist", "E02")
+        self.assertEqual(r.stdout.splitlines()[3], '主卧,墙面/天花,"空鼓, 裂缝"')
+        self.call("inspection.open", {"unit_id": "E02/1/1-101"})
+        r = self.call("inspection.round.start", {"unit_id": "E02/1/1-101", "inspector": "李工"})
+        self.assertEqual(len(r["inspection_round_start"]["items"]), 3)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -94,5 +94,7 @@ int pmctl_print_json (cJSON *j, bool pretty);
 int pmctl_events (pmctl_t *ctl, int argc, char **argv);
 /* import.c: `pmctl import FILE.csv [--chunk ROWS] [--inflight N]`. */
 int pmctl_import (pmctl_t *ctl, int argc, char **argv);
+/* inspection.c: `pmctl checklist ESTATE [FILE.csv]`. */
+int pmctl_checklist (pmctl_t *ctl, int argc, char **argv);
 
 #endif
