@@ -343,6 +343,30 @@ test_history_says_who_when_and_what (void **state)
     assert_true (v->history[5]->at_ms - v->history[4]->at_ms == 86400000LL);
 }
 
+static void
+test_a_due_reinspection_is_withdrawn_when_an_order_goes_back_to_work (void **state)
+{
+    s_round1 ();
+    char d1[64], d2[64];
+    strcpy (d1, t_defect (U1, "客厅", "地面"));
+    strcpy (d2, t_defect (U1, "厨房", "地面"));
+    s_fail_round1 ();
+    t_rectify (d1);
+    t_rectify (d2);
+    assert_int_equal (t_count (0, "inspection.reinspection.due"), 1);
+    assert_int_equal (pmt_queue (g->f->d, "reinspections_due")->count, 1);
+    /* the owner's complaint reopens d2's order before the inspector comes */
+    char oid[96];
+    snprintf (oid, sizeof oid, "WO-%s", d2);
+    t_order ("rejected", oid, d2, PM__V1__ORDER_STATE__ASSIGNED);
+    assert_int_equal (t_last ("inspection.defect.rectifying")->defect->state, PM__V1__DEFECT_STATE__RECTIFYING);
+    assert_int_equal (pmt_queue (g->f->d, "reinspections_due")->count, 0);
+    assert_int_equal (t_unit (U1)->status, PM__V1__INSPECTION_STATUS__INSPECTION_FAILED);
+    t_order ("done", oid, d2, PM__V1__ORDER_STATE__DONE);
+    assert_int_equal (t_count (0, "inspection.reinspection.due"), 2);
+    assert_int_equal (pmt_queue (g->f->d, "reinspections_due")->count, 1);
+}
+
 int
 main (void)
 {
@@ -360,6 +384,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_an_event_replayed_is_applied_once, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown (test_the_deadline_survives_a_restart, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown (test_history_says_who_when_and_what, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown (test_a_due_reinspection_is_withdrawn_when_an_order_goes_back_to_work, t_setup,
+                                         t_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
