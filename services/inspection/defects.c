@@ -492,10 +492,14 @@ s_round_checked (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__Inspection__UnitRecord 
     pm_txn_put_msg (txn, INSP_ROUNDS, pm_key (&k, "su", u->unit_id, u->rounds), &r->base);
 }
 
+/* Who checked: as given, else the open round's inspector, else the actor. */
 static const char *
-s_by (pm_ctx_t *ctx, const Pm__V1__Request *req, const char *by)
+s_by (pm_txn_t *txn, const Pm__Inspection__UnitRecord *u, const Pm__V1__Request *req, const char *by)
 {
-    return *by ? by : *req->actor ? req->actor : "?";
+    if (*by)
+        return by;
+    Pm__Inspection__RoundRecord *r = inspection_round_load (txn, u->unit_id, u->rounds);
+    return r && *r->inspector ? r->inspector : *req->actor ? req->actor : "?";
 }
 
 int
@@ -508,7 +512,7 @@ inspection_on_defect_verify (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request
     if (st != PM__V1__STATUS__OK)
         return st;
     s_round_checked (ctx, txn, u, rec->defect->defect_id, true);
-    s_move (ctx, txn, out, u, rec, PM__V1__DEFECT_STATE__VERIFIED, "verified", s_by (ctx, req, q->by), NULL, true);
+    s_move (ctx, txn, out, u, rec, PM__V1__DEFECT_STATE__VERIFIED, "verified", s_by (txn, u, req, q->by), NULL, true);
     Pm__V1__InspectionDefectVerifyReply *r = pm_arena_alloc (ctx->arena, sizeof *r);
     pm__v1__inspection_defect_verify_reply__init (r);
     r->defect = rec->defect;
@@ -536,7 +540,7 @@ inspection_on_defect_reopen (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request
         return st;
     s_round_checked (ctx, txn, u, rec->defect->defect_id, false);
     rec->defect->reason = q->reason;
-    s_move (ctx, txn, out, u, rec, PM__V1__DEFECT_STATE__DEFECT_OPEN, "reopened", s_by (ctx, req, q->by), q->reason,
+    s_move (ctx, txn, out, u, rec, PM__V1__DEFECT_STATE__DEFECT_OPEN, "reopened", s_by (txn, u, req, q->by), q->reason,
             true);
     Pm__V1__InspectionDefectReopenReply *r = pm_arena_alloc (ctx->arena, sizeof *r);
     pm__v1__inspection_defect_reopen_reply__init (r);

@@ -293,7 +293,7 @@ inspection_on_items_record (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request 
                          "items: empty; expected e.g. {\"unit_id\":\"%s\",\"items\":[{\"room\":\"客厅\",\"category\":"
                          "\"地面\",\"result\":\"ITEM_OK\"}]} or \"remaining_ok\": true",
                          u->unit_id);
-    const char *by = *q->by ? q->by : *req->actor ? req->actor : r->inspector;
+    const char *by = *q->by ? q->by : r->inspector; /* the round's inspector unless said otherwise */
     inspection_item_defect_t *found;
     size_t nfound = inspection_round_defects (ctx, txn, u->unit_id, u->rounds, &found);
     /* check every item before writing any */
