@@ -271,6 +271,8 @@ s_gauges_of (pm_ctx_t *ctx, const char *estate, Pm__V1__InspectionKpi *k, void *
               (double) k->overdue);
     pm_gauge (m, "inspection_defects_overdue_open", l, "Defects past their deadline and not yet rectified",
               (double) k->overdue_open);
+    if (*k->building)
+        return; /* by category and by room: per estate here (inspection.kpi has them per building too) */
     for (size_t i = 0; i < k->n_by_category; i++)
         pm_gauge (m, "inspection_defects_by_category",
                   pm_arena_printf (ctx->arena, "%s,category=\"%s\"", l, s_esc (ctx, k->by_category[i]->name)),
