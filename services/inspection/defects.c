@@ -11,9 +11,9 @@
  * step with the state, writes the change into the defect's history and emits
  * the defect as it now stands. A defect's deadline comes from its severity
  * ([inspection] deadline_minor / _major / _critical); the timer is cancelled
- * when the defect is rectified and set again (from then) when it is
- * reopened, so inspection.defect.overdue is emitted at most once per
- * deadline.
+ * when the defect is rectified and set again (from then) when the inspector
+ * reopens it, so inspection.defect.overdue is emitted at most once per
+ * deadline. An order that goes back to work from DONE keeps the old deadline.
  *
  * A work order follows a defect when its source is DEFECT and its defect_id
  * names it. Decisions are taken from the order's state in the event (not its
@@ -152,6 +152,23 @@ s_overdue_queue_del (pm_txn_t *txn, const Pm__V1__Defect *d)
     pm_txn_del_key (txn, INSP_Q_OVERDUE, s_key (&k, d->unit_id, s_no (d)));
 }
 
+/* Puts an overdue defect in the overdue_defects queue (or refreshes it). */
+static void
+s_overdue_queue_put (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Defect *d)
+{
+    Pm__V1__QueueItem *item = pm_queue_item (
+        ctx, d->defect_id, d->estate_id, d->unit_id, d->deadline_ms,
+        pm_arena_printf (ctx->arena, "%s defect not rectified by its deadline %s (%s): chase work order %s",
+                         inspection_severity_name (d->severity), inspection_time (ctx, d->deadline_ms),
+                         inspection_defect_state_name (d->state), *d->order_id ? d->order_id : "(none yet)"));
+    pm_queue_field (ctx, item, "room", "%s", d->room);
+    pm_queue_field (ctx, item, "category", "%s", d->category);
+    pm_queue_field (ctx, item, "description", "%s", d->description);
+    pm_queue_field (ctx, item, "order_id", "%s", d->order_id);
+    pm_key_t k;
+    pm_queue_put (txn, INSP_Q_OVERDUE, s_key (&k, d->unit_id, s_no (d)), item);
+}
+
 /* Moves the defect to `to` (see the top of the file); what names the event
  * (inspection.defect.<what>) and the history entry; emit false records the
  * change without an event. u and d are saved here. */
@@ -193,10 +210,18 @@ s_move (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, Pm__Inspection__UnitRecord 
         inspection_kpi_add (txn, d->estate_id, d->building, "defects_open", -1);
         break;
     case PM__V1__DEFECT_STATE__DEFECT_OPEN:
-        if (from == PM__V1__DEFECT_STATE__RECTIFIED) { /* reopened: a new deadline from now */
+    case PM__V1__DEFECT_STATE__RECTIFYING:
+        if (from != PM__V1__DEFECT_STATE__RECTIFIED)
+            break;
+        d->rectified_ms = 0;
+        if (strcmp (what, "reopened") == 0) { /* the inspector's: a new deadline from now */
             d->deadline_ms = ctx->now_ms + in->deadline_ms[d->severity];
             d->overdue = false;
-            d->rectified_ms = 0;
+            pm_timer_set (txn, INSP_TIMER_DEADLINE, d->defect_id, d->deadline_ms, NULL, 0);
+        } else if (d->overdue) { /* its order went back to work: overdue again */
+            inspection_kpi_add (txn, d->estate_id, d->building, "overdue_open", 1);
+            s_overdue_queue_put (ctx, txn, d);
+        } else { /* ... under its old deadline (a past one fires at once) */
             pm_timer_set (txn, INSP_TIMER_DEADLINE, d->defect_id, d->deadline_ms, NULL, 0);
         }
         break;
@@ -642,17 +667,7 @@ inspection_on_deadline (pm_ctx_t *ctx, pm_txn_t *txn, const char *key, const voi
     s_save (txn, unit_id, no, rec);
     inspection_kpi_add (txn, d->estate_id, d->building, "overdue", 1);
     inspection_kpi_add (txn, d->estate_id, d->building, "overdue_open", 1);
-    Pm__V1__QueueItem *item = pm_queue_item (
-        ctx, d->defect_id, d->estate_id, d->unit_id, d->deadline_ms,
-        pm_arena_printf (ctx->arena, "%s defect not rectified by its deadline %s (%s): chase work order %s",
-                         inspection_severity_name (d->severity), inspection_time (ctx, d->deadline_ms),
-                         inspection_defect_state_name (d->state), *d->order_id ? d->order_id : "(none yet)"));
-    pm_queue_field (ctx, item, "room", "%s", d->room);
-    pm_queue_field (ctx, item, "category", "%s", d->category);
-    pm_queue_field (ctx, item, "description", "%s", d->description);
-    pm_queue_field (ctx, item, "order_id", "%s", d->order_id);
-    pm_key_t k;
-    pm_queue_put (txn, INSP_Q_OVERDUE, s_key (&k, unit_id, no), item);
+    s_overdue_queue_put (ctx, txn, d);
     s_emit (ctx, txn, out, d, "overdue");
     return PM__V1__STATUS__OK;
 }

@@ -367,6 +367,39 @@ test_a_due_reinspection_is_withdrawn_when_an_order_goes_back_to_work (void **sta
     assert_int_equal (pmt_queue (g->f->d, "reinspections_due")->count, 1);
 }
 
+static void
+test_work_rejected_after_rectification_is_under_its_deadline_again (void **state)
+{
+    s_round1 ();
+    char late[64], early[64];
+    strcpy (late, t_defect (U1, "客厅", "地面"));  /* MAJOR: 3 days */
+    strcpy (early, t_defect (U1, "厨房", "地面"));
+    s_fail_round1 ();
+    t_order ("created", "WO-L", late, PM__V1__ORDER_STATE__ORDER_OPEN);
+    t_rectify (early);
+    t_advance ("3d1m");
+    assert_int_equal (t_count (0, "inspection.defect.overdue"), 1);
+    t_order ("done", "WO-L", late, PM__V1__ORDER_STATE__DONE);
+    assert_int_equal (pmt_queue (g->f->d, "overdue_defects")->count, 0);
+    assert_int_equal (t_kpi ("E01")->estate->overdue_open, 0);
+    /* both orders are rejected: the late one is overdue again at once (no second event),
+     * the early one's old deadline has passed meanwhile: it goes overdue now */
+    size_t before = g->nlog;
+    t_order ("rejected", "WO-L", late, PM__V1__ORDER_STATE__ASSIGNED);
+    char oid[96];
+    snprintf (oid, sizeof oid, "WO-%s", early);
+    t_order ("rejected", oid, early, PM__V1__ORDER_STATE__ASSIGNED);
+    t_advance ("1s");
+    assert_int_equal (t_count (before, "inspection.defect.overdue"), 1);
+    assert_string_equal (t_last ("inspection.defect.overdue")->defect->defect_id, early);
+    Pm__V1__Queue *q = pmt_queue (g->f->d, "overdue_defects");
+    assert_int_equal (q->count, 2);
+    assert_non_null (pmt_queue_item (q, late));
+    Pm__V1__InspectionKpi *k = t_kpi ("E01")->estate;
+    assert_int_equal (k->overdue, 2);
+    assert_int_equal (k->overdue_open, 2);
+}
+
 int
 main (void)
 {
@@ -385,6 +418,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_the_deadline_survives_a_restart, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown (test_history_says_who_when_and_what, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown (test_a_due_reinspection_is_withdrawn_when_an_order_goes_back_to_work, t_setup,
+                                         t_teardown),
+        cmocka_unit_test_setup_teardown (test_work_rejected_after_rectification_is_under_its_deadline_again, t_setup,
                                          t_teardown),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

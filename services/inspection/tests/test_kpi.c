@@ -372,6 +372,11 @@ s_step (const char *unit, Pm__V1__ChecklistItem **items, size_t nitems, unsigned
                     ++*orders;
                     t_order ("created", oid, ids[i], PM__V1__ORDER_STATE__ORDER_OPEN);
                 }
+            } else if (states[i] == PM__V1__DEFECT_STATE__RECTIFIED && s_rand (10) == 0) {
+                /* the owner rejects the work before the inspector comes: back to work */
+                Pm__V1__DefectView *v = t_defect_view (t_unit (unit), ids[i]);
+                snprintf (oid, sizeof oid, "%s", v->defect->order_id);
+                t_order ("rejected", oid, ids[i], PM__V1__ORDER_STATE__ASSIGNED);
             } else if (states[i] == PM__V1__DEFECT_STATE__RECTIFYING) {
                 Pm__V1__DefectView *v = t_defect_view (t_unit (unit), ids[i]);
                 snprintf (oid, sizeof oid, "%s", v->defect->order_id);
@@ -384,7 +389,8 @@ s_step (const char *unit, Pm__V1__ChecklistItem **items, size_t nitems, unsigned
         }
         if (!accepted && s_rand (10) == 0)
             t_accept (unit, "SIG", PM__V1__STATUS__OK);
-        if (st == PM__V1__INSPECTION_STATUS__INSPECTION_REINSPECTION_DUE && s_rand (10) < 8)
+        /* still due (a rejection above may have sent a defect back to work)? */
+        if (s_rand (10) < 8 && t_unit (unit)->status == PM__V1__INSPECTION_STATUS__INSPECTION_REINSPECTION_DUE)
             t_start (unit, s_rand (10) == 0, PM__V1__STATUS__OK);
         break;
     default:
