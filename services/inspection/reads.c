@@ -41,17 +41,16 @@ s_by_position (const void *a, const void *b)
     return x->position < y->position ? -1 : x->position > y->position;
 }
 
-/* Appends p to the array *arr of *n pointers (a new arena copy each time: the
+/* Appends p to the array arr of n elements (a new arena copy each time: the
  * arrays here are short, and some start as decoded arrays of exactly n). */
-static void
-s_push (pm_ctx_t *ctx, void ***arr, size_t *n, void *p)
-{
-    void **a = pm_arena_alloc (ctx->arena, (*n + 1) * sizeof *a);
-    if (*n)
-        memcpy (a, *arr, *n * sizeof *a);
-    a[(*n)++] = p;
-    *arr = a;
-}
+#define S_PUSH(ctx, arr, n, p)                                                                                         \
+    do {                                                                                                               \
+        __typeof__ (arr) s_a_ = pm_arena_alloc ((ctx)->arena, ((n) + 1) * sizeof *s_a_);                               \
+        if (n)                                                                                                         \
+            memcpy (s_a_, (arr), (n) * sizeof *s_a_);                                                                  \
+        s_a_[(n)++] = (p);                                                                                             \
+        (arr) = s_a_;                                                                                                  \
+    } while (0)
 
 static Pm__V1__InspectionRoundView *
 s_round_view (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id, const Pm__Inspection__RoundRecord *r)
@@ -80,7 +79,7 @@ s_round_view (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id, const Pm__Inspe
     for (pm_scan_prefix (&s, txn, INSP_ITEMS, pm_key (&k, "su", unit_id, r->round_no)); s.ok; pm_scan_next (&s)) {
         Pm__V1__RoundItemView *it;
         if (pm_scan_msg (&s, &pm__v1__round_item_view__descriptor, &it) == PM_OK)
-            s_push (ctx, (void ***) &v->items, &v->n_items, it);
+            S_PUSH (ctx, v->items, v->n_items, it);
     }
     pm_scan_end (&s);
     if (v->n_items)
@@ -89,7 +88,7 @@ s_round_view (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id, const Pm__Inspe
     inspection_item_defect_t *found;
     size_t nfound = inspection_round_defects (ctx, txn, unit_id, r->round_no, &found);
     for (size_t i = 0; i < nfound; i++) {
-        s_push (ctx, (void ***) &v->defects_found, &v->n_defects_found, (void *) found[i].defect_id);
+        S_PUSH (ctx, v->defects_found, v->n_defects_found, (char *) found[i].defect_id);
         for (size_t j = 0; j < v->n_items; j++) {
             Pm__V1__RoundItemView *it = v->items[j];
             if (strcmp (it->room, found[i].room) || strcmp (it->category, found[i].category))
@@ -99,7 +98,7 @@ s_round_view (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id, const Pm__Inspe
                 it->at_ms = found[i].at_ms;
             }
             it->result = PM__V1__ITEM_RESULT__ITEM_DEFECT;
-            s_push (ctx, (void ***) &it->defect_ids, &it->n_defect_ids, (void *) found[i].defect_id);
+            S_PUSH (ctx, it->defect_ids, it->n_defect_ids, (char *) found[i].defect_id);
         }
     }
     return v;
@@ -136,7 +135,7 @@ inspection_on_unit_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req
     for (pm_scan_prefix (&s, txn, INSP_ROUNDS, pm_key (&k, "s", unit_id)); s.ok; pm_scan_next (&s)) {
         Pm__Inspection__RoundRecord *rr;
         if (pm_scan_msg (&s, &pm__inspection__round_record__descriptor, &rr) == PM_OK)
-            s_push (ctx, (void ***) &r->rounds, &r->n_rounds, s_round_view (ctx, txn, unit_id, rr));
+            S_PUSH (ctx, r->rounds, r->n_rounds, s_round_view (ctx, txn, unit_id, rr));
     }
     pm_scan_end (&s);
     for (pm_scan_prefix (&s, txn, INSP_DEFECTS, pm_key (&k, "s", unit_id)); s.ok; pm_scan_next (&s)) {
@@ -148,7 +147,7 @@ inspection_on_unit_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req
         v->defect = d->defect;
         v->history = d->history;
         v->n_history = d->n_history;
-        s_push (ctx, (void ***) &r->defects, &r->n_defects, v);
+        S_PUSH (ctx, r->defects, r->n_defects, v);
     }
     pm_scan_end (&s);
     pm_reply_body (out, &r->base);
@@ -209,7 +208,7 @@ s_unit_events (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__Inspection__UnitRecord *u
                                               u->estate_id, u->unit_id);
         ev->payload_case = PM__V1__EVENT__PAYLOAD_DEFECT;
         ev->defect = d->defect;
-        s_push (ctx, (void ***) evs, &n, ev);
+        S_PUSH (ctx, *evs, n, ev);
     }
     pm_scan_end (&s);
     if (u->last_completed) {
@@ -220,7 +219,7 @@ s_unit_events (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__Inspection__UnitRecord *u
                 u->estate_id, u->unit_id);
             ev->payload_case = PM__V1__EVENT__PAYLOAD_ROUND;
             ev->round = inspection_round_event (ctx, txn, u, r);
-            s_push (ctx, (void ***) evs, &n, ev);
+            S_PUSH (ctx, *evs, n, ev);
         }
     }
     if (u->round_open) {
@@ -229,7 +228,7 @@ s_unit_events (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__Inspection__UnitRecord *u
             Pm__V1__Event *ev = inspection_event (ctx, "inspection.round.opened", u->estate_id, u->unit_id);
             ev->payload_case = PM__V1__EVENT__PAYLOAD_ROUND;
             ev->round = inspection_round_event (ctx, txn, u, r);
-            s_push (ctx, (void ***) evs, &n, ev);
+            S_PUSH (ctx, *evs, n, ev);
         }
     }
     if (u->accepted_ms) {
@@ -243,11 +242,11 @@ s_unit_events (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__Inspection__UnitRecord *u
         for (size_t i = 0; i < n; i++)
             if ((*evs)[i]->payload_case == PM__V1__EVENT__PAYLOAD_DEFECT
                 && (*evs)[i]->defect->state != PM__V1__DEFECT_STATE__VERIFIED)
-                s_push (ctx, (void ***) &a->defect_ids, &a->n_defect_ids, (*evs)[i]->defect->defect_id);
+                S_PUSH (ctx, a->defect_ids, a->n_defect_ids, (*evs)[i]->defect->defect_id);
         Pm__V1__Event *ev = inspection_event (ctx, "inspection.accepted_with_defects", u->estate_id, u->unit_id);
         ev->payload_case = PM__V1__EVENT__PAYLOAD_ACCEPTED;
         ev->accepted = a;
-        s_push (ctx, (void ***) evs, &n, ev);
+        S_PUSH (ctx, *evs, n, ev);
     }
     if (u->due_round) {
         Pm__V1__ReinspectionDue *due = pm_arena_alloc (ctx->arena, sizeof *due);
@@ -259,11 +258,11 @@ s_unit_events (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__Inspection__UnitRecord *u
         for (size_t i = 0; i < n; i++)
             if ((*evs)[i]->payload_case == PM__V1__EVENT__PAYLOAD_DEFECT
                 && (*evs)[i]->defect->state == PM__V1__DEFECT_STATE__RECTIFIED)
-                s_push (ctx, (void ***) &due->defect_ids, &due->n_defect_ids, (*evs)[i]->defect->defect_id);
+                S_PUSH (ctx, due->defect_ids, due->n_defect_ids, (*evs)[i]->defect->defect_id);
         Pm__V1__Event *ev = inspection_event (ctx, "inspection.reinspection.due", u->estate_id, u->unit_id);
         ev->payload_case = PM__V1__EVENT__PAYLOAD_REINSPECTION;
         ev->reinspection = due;
-        s_push (ctx, (void ***) evs, &n, ev);
+        S_PUSH (ctx, *evs, n, ev);
     }
     return n;
 }
