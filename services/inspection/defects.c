@@ -439,9 +439,17 @@ inspection_on_defect_record (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request
     inspection_kpi_add (txn, u->estate_id, u->building, pm_arena_printf (ctx->arena, "room:%s", d->room), 1);
     s_emit (ctx, txn, out, d, "recorded");
 
+    /* the reply (stored under the request id) leaves out what the request said
+     * itself: description, location, photos */
+    Pm__V1__Defect *brief = pm_arena_alloc (ctx->arena, sizeof *brief);
+    *brief = *d;
+    brief->description = "";
+    brief->location = "";
+    brief->photos = NULL;
+    brief->n_photos = 0;
     Pm__V1__InspectionDefectRecordReply *r = pm_arena_alloc (ctx->arena, sizeof *r);
     pm__v1__inspection_defect_record_reply__init (r);
-    r->defect = d;
+    r->defect = brief;
     pm_reply_body (out, &r->base);
     return pm_reply (out, PM__V1__STATUS__OK, "defect %s recorded: %s / %s, %s, rectify by %s", d->defect_id, d->room,
                      d->category, inspection_severity_name (d->severity), inspection_time (ctx, d->deadline_ms));
