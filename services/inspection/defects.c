@@ -417,15 +417,17 @@ inspection_on_defect_record (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request
     d->state = PM__V1__DEFECT_STATE__DEFECT_OPEN;
     s_history (ctx, rec, "recorded", d->recorded_by, NULL, u->rounds);
 
-    if (item && item->result == PM__V1__ITEM_RESULT__ITEM_PENDING) {
-        /* the first defect on a pending line records it (see inspection_item_defect_t) */
-        inspection_item_defect_t *found;
-        size_t nfound = inspection_round_defects (ctx, txn, u->unit_id, u->rounds, &found);
-        if (!inspection_item_defect (found, nfound, q->room, q->category)) {
+    if (item && !inspection_line_has_defect (round, item->position)) {
+        /* the line's first defect: the line is recorded (if it was pending) and marked */
+        if (item->result == PM__V1__ITEM_RESULT__ITEM_PENDING)
             round->items_recorded++;
-            pm_key_t rk;
-            pm_txn_put_msg (txn, INSP_ROUNDS, pm_key (&rk, "su", u->unit_id, u->rounds), &round->base);
-        }
+        uint32_t *lines = pm_arena_alloc (ctx->arena, (round->n_defect_lines + 1) * sizeof *lines);
+        if (round->n_defect_lines)
+            memcpy (lines, round->defect_lines, round->n_defect_lines * sizeof *lines);
+        lines[round->n_defect_lines++] = item->position;
+        round->defect_lines = lines;
+        pm_key_t rk;
+        pm_txn_put_msg (txn, INSP_ROUNDS, pm_key (&rk, "su", u->unit_id, u->rounds), &round->base);
     }
     s_save (txn, u->unit_id, no, rec);
     pm_timer_set (txn, INSP_TIMER_DEADLINE, d->defect_id, d->deadline_ms, NULL, 0);

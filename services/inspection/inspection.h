@@ -120,6 +120,8 @@ int inspection_on_round_start (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Reque
 int inspection_on_items_record (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out);
 int inspection_on_round_complete (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out);
 int inspection_on_accept_with_defects (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out);
+/* Whether the line at position (1-based) of round r has a defect of r. */
+bool inspection_line_has_defect (const Pm__Inspection__RoundRecord *r, uint32_t position);
 /* CONFLICT for `what` (e.g. "recording a defect"), which needs an open round on u:
  * says where the unit stands and what to do first. */
 int inspection_no_round (pm_ctx_t *ctx, pm_out_t *out, const Pm__Inspection__UnitRecord *u, const char *what);
@@ -134,8 +136,9 @@ void inspection_check_due (pm_ctx_t *ctx, pm_txn_t *txn, Pm__Inspection__UnitRec
 /* --- defects.c: defects and the rectification loop ---------------------------- */
 
 /* A defect as the checklist line it was found on sees it. A line with any
- * defect of its round is ITEM_DEFECT: this is derived when read, so
- * recording a defect never rewrites the line (nor its page). */
+ * defect of its round is ITEM_DEFECT: the round keeps the positions of such
+ * lines (RoundRecord.defect_lines) and a read derives the rest, so recording
+ * a defect never rewrites the line (nor its page). */
 typedef struct {
     const char *room, *category, *defect_id, *by;
     int64_t at_ms;

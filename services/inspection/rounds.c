@@ -46,6 +46,15 @@ s_outcome (Pm__V1__RoundState s)
     return s == PM__V1__ROUND_STATE__ROUND_PASSED ? "PASSED" : s == PM__V1__ROUND_STATE__ROUND_FAILED ? "FAILED" : "OPEN";
 }
 
+bool
+inspection_line_has_defect (const Pm__Inspection__RoundRecord *r, uint32_t position)
+{
+    for (size_t i = 0; i < r->n_defect_lines; i++)
+        if (r->defect_lines[i] == position)
+            return true;
+    return false;
+}
+
 int
 inspection_no_round (pm_ctx_t *ctx, pm_out_t *out, const Pm__Inspection__UnitRecord *u, const char *what)
 {
@@ -294,8 +303,6 @@ inspection_on_items_record (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request 
                          "\"地面\",\"result\":\"ITEM_OK\"}]} or \"remaining_ok\": true",
                          u->unit_id);
     const char *by = *q->by ? q->by : r->inspector; /* the round's inspector unless said otherwise */
-    inspection_item_defect_t *found;
-    size_t nfound = inspection_round_defects (ctx, txn, u->unit_id, u->rounds, &found);
     /* check every item before writing any */
     for (size_t i = 0; i < q->n_items; i++) {
         const Pm__V1__InspectionItem *it = q->items[i];
@@ -312,12 +319,15 @@ inspection_on_items_record (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request 
                             &pm__v1__round_item_view__descriptor, &cur)
             != PM_OK)
             return inspection_bad_item (ctx, txn, out, u, u->rounds, true, it->room, it->category);
-        const inspection_item_defect_t *d = inspection_item_defect (found, nfound, it->room, it->category);
-        if (d)
+        if (inspection_line_has_defect (r, cur->position)) {
+            inspection_item_defect_t *found;
+            size_t nfound = inspection_round_defects (ctx, txn, u->unit_id, u->rounds, &found);
+            const inspection_item_defect_t *d = inspection_item_defect (found, nfound, it->room, it->category);
             return pm_reply (out, PM__V1__STATUS__CONFLICT,
                              "items[%zu]: %s / %s has defect %s recorded in round %u; it cannot also be %s", i,
-                             it->room, it->category, d->defect_id, u->rounds,
+                             it->room, it->category, d ? d->defect_id : "?", u->rounds,
                              it->result == PM__V1__ITEM_RESULT__ITEM_OK ? "OK" : "not applicable");
+        }
     }
     uint32_t recorded = 0;
     for (size_t i = 0; i < q->n_items; i++) {
@@ -346,7 +356,7 @@ inspection_on_items_record (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request 
             Pm__V1__RoundItemView *cur;
             if (pm_scan_msg (&s, &pm__v1__round_item_view__descriptor, &cur) == PM_OK
                 && cur->result == PM__V1__ITEM_RESULT__ITEM_PENDING
-                && !inspection_item_defect (found, nfound, cur->room, cur->category))
+                && !inspection_line_has_defect (r, cur->position))
                 pending[n++] = cur;
         }
         pm_scan_end (&s);
@@ -375,19 +385,18 @@ inspection_on_items_record (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request 
 
 /* The pending lines of a full round, as "厨房/燃气, ..." (at most S_LIST_MAX). */
 static char *
-s_pending (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id, uint32_t round_no)
+s_pending (pm_ctx_t *ctx, pm_txn_t *txn, const char *unit_id, const Pm__Inspection__RoundRecord *r)
 {
     char *s = pm_arena_strdup (ctx->arena, "");
     size_t n = 0;
-    inspection_item_defect_t *found;
-    size_t nfound = inspection_round_defects (ctx, txn, unit_id, round_no, &found);
+    uint32_t round_no = r->round_no;
     pm_key_t k;
     pm_scan_t sc;
     for (pm_scan_prefix (&sc, txn, INSP_ITEMS, pm_key (&k, "su", unit_id, round_no)); sc.ok; pm_scan_next (&sc)) {
         Pm__V1__RoundItemView *it;
         if (pm_scan_msg (&sc, &pm__v1__round_item_view__descriptor, &it) != PM_OK
             || it->result != PM__V1__ITEM_RESULT__ITEM_PENDING
-            || inspection_item_defect (found, nfound, it->room, it->category))
+            || inspection_line_has_defect (r, it->position))
             continue;
         if (n++ < S_LIST_MAX)
             s = pm_arena_printf (ctx->arena, "%s%s%s/%s", s, *s ? ", " : "", it->room, it->category);
@@ -434,7 +443,7 @@ inspection_on_round_complete (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Reques
                          "unit %s round %u: %u of %u checklist items not recorded (%s); record each as ITEM_OK or "
                          "ITEM_NOT_APPLICABLE (inspection.items.record) or as a defect (inspection.defect.record) first",
                          u->unit_id, u->rounds, r->items_total - r->items_recorded, r->items_total,
-                         s_pending (ctx, txn, u->unit_id, u->rounds));
+                         s_pending (ctx, txn, u->unit_id, r));
     size_t nunchecked = 0;
     char **unchecked = pm_arena_alloc (ctx->arena, (r->n_to_verify + 1) * sizeof *unchecked);
     for (size_t i = 0; i < r->n_to_verify; i++)
