@@ -253,6 +253,25 @@ s_intake_run (void *arg)
 
 /* --- the daemon ----------------------------------------------------------------- */
 
+/* CPU time (user + system) the process used so far, in µs, or 0. */
+static uint64_t
+s_cpu_us (pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    FILE *f = fopen (path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread (buf, 1, sizeof buf - 1, f);
+    fclose (f);
+    buf[n] = '\0';
+    const char *p = strrchr (buf, ')'); /* the name may hold spaces */
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf (p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return (ut + st) * 1000000ULL / (uint64_t) sysconf (_SC_CLK_TCK);
+}
+
 /* Bytes the process handed to write calls (wchar in /proc/PID/io), or 0. */
 static uint64_t
 s_wchar (pid_t pid)
@@ -503,11 +522,12 @@ main (int argc, char **argv)
     if (starts < 0)
         goto done;
     int total = units * defects;
-    uint64_t w0 = s_wchar (pid);
+    uint64_t w0 = s_wchar (pid), c0 = s_cpu_us (pid);
     double rate = s_pipeline (c, total, inflight, s_make_defect, &s, "inspection.defect.record");
     if (rate < 0)
         goto done;
     double per_defect = (double) (s_wchar (pid) - w0) / total;
+    double cpu_defect = (double) (s_cpu_us (pid) - c0) / total;
 
     /* the KPIs of the estate, one read at a time */
     int64_t *lat = pm_xcalloc ((size_t) kpi_reads, sizeof *lat);
@@ -534,8 +554,8 @@ main (int argc, char **argv)
     printf ("inspection: %d units (%d buildings) replayed from intake in %.2f s; %d rounds started at %.0f/s\n", units,
             (units + S_PER_BUILDING - 1) / S_PER_BUILDING, replay_s, units, starts);
     printf ("defects: %d inspection.defect.record, %d in flight: %.0f durable defect records/s (target >= 20000); "
-            "%.0f bytes written per defect; raw LMDB %.0f durable commits/s\n",
-            total, inflight, rate, per_defect, raw);
+            "daemon CPU %.1f us and %.0f bytes written per defect; raw LMDB %.0f durable commits/s\n",
+            total, inflight, rate, cpu_defect, per_defect, raw);
     printf ("kpi: estate of %" PRIu64 " units, %zu buildings, %" PRIu64 " defects: inspection.kpi p50 %.2f ms, "
             "p99 %.2f ms, max %.2f ms over %d reads (target < 10 ms)\n",
             kpi_units, kpi_buildings, kpi_defects, s_ms_at (lat, (size_t) kpi_reads, 0.5),
