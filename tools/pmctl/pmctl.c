@@ -1145,6 +1145,15 @@ static const pmctl_command_t s_commands[] = {
       "Waits until every daemon has applied every event its upstreams committed\n"
       "(projections consistent), e.g. after an import.\n"
       "  --wait SECONDS  give up after SECONDS (default 30)" },
+    { "checklist", pmctl_checklist, "ESTATE [FILE.csv]",
+      "an estate's inspection checklist; with FILE.csv: replace it\n"
+      "\n"
+      "Without FILE.csv, prints the checklist the estate's next round will use as\n"
+      "CSV (its own, or inspection's default), ready to edit and send back.\n"
+      "FILE.csv has a header naming room, category and optionally check (房间,\n"
+      "类别, 检查要点); one line per room and category. Categories: 墙面/天花, 地面,\n"
+      "门窗, 给排水, 电气, 燃气, 固定设施, 消防, 其他. Rounds already started keep the\n"
+      "checklist they started with." },
 };
 #define S_NCOMMANDS (sizeof s_commands / sizeof s_commands[0])
 

@@ -130,5 +130,7 @@ void pmctl_ask (const pmctl_t *ctl, void *zctx, pmctl_ask_t *asks, size_t n, int
 void pmctl_ask_free (pmctl_ask_t *asks, size_t n);
 /* notify.c: `pmctl notify show|retry|drop ID`, `pmctl notify optout CHANNEL ADDRESS`. */
 int pmctl_notify (pmctl_t *ctl, int argc, char **argv);
+/* inspection.c: `pmctl checklist ESTATE [FILE.csv]`. */
+int pmctl_checklist (pmctl_t *ctl, int argc, char **argv);
 
 #endif
