@@ -7,8 +7,10 @@
 #                  LIBS ${CURL_LIBS})                    # optional: more to link
 #
 # gives billing_lib (everything but main.c), the pm-billing executable, and one
-# cmocka program per test file (target test_x, ctest name unit.x), each linked
-# with billing_lib and the test-support library.
+# cmocka program per test file, each linked with billing_lib and the
+# test-support library: tests/test_billing.c is target test_billing (ctest
+# unit.billing), tests/test_dunning.c is test_billing_dunning (unit.billing_dunning),
+# so two daemons may both have a test_templates.c.
 function (pm_add_daemon)
   cmake_parse_arguments (D "" "NAME;STORE_PROTO" "SOURCES;TESTS;LIBS" ${ARGN})
   set (lib ${D_NAME}_lib)
@@ -33,6 +35,10 @@ function (pm_add_daemon)
   foreach (t ${D_TESTS})
     get_filename_component (tn ${t} NAME_WE)
     string (REGEX REPLACE "^test_" "" short ${tn})
+    if (NOT short MATCHES "^${D_NAME}")
+      set (short ${D_NAME}_${short})
+      set (tn test_${short})
+    endif ()
     add_executable (${tn} ${t})
     target_link_libraries (${tn} ${lib} pm_testsupport)
     add_test (NAME unit.${short} COMMAND ${tn})
