@@ -34,7 +34,8 @@ static const pm_route_t s_routes[] = {
 #define P(x) PM__V1__EVENT__PAYLOAD_##x
 
 static const pm_event_route_t s_intake_events[] = {
-    { "intake.unit.", P (UNIT), notify_on_unit },
+    { "intake.unit.registered", P (UNIT), notify_on_unit },
+    { "intake.unit.updated", P (UNIT), notify_on_unit },
     { "intake.notice.requested", P (NOTICE), notify_on_event },
     { "intake.appointment.", P (APPOINTMENT), notify_on_event },
     { "intake.keys.handed", P (KEYS_HANDED), notify_on_event },
