@@ -42,9 +42,11 @@ s_load_keyfile (const char *path, unsigned char *key, size_t size, const char *w
 {
     int fd = open (path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
+        unsigned char extra;
         ssize_t n = read (fd, key, size);
+        bool longer = n == (ssize_t) size && read (fd, &extra, 1) == 1; /* not a key: some other file */
         close (fd);
-        if (n != (ssize_t) size) {
+        if (n != (ssize_t) size || longer) {
             pm_error ("%s: expected a %zu-byte %s; refusing to start rather than lose what it protects", path, size,
                       what);
             return PM_EIO;

@@ -522,7 +522,7 @@ s_send_all (s_import_t *im, pm_csv_t *csv, const char *batch_id, size_t chunk, s
 {
     const pmctl_t *ctl = im->ctl;
     const char *endpoint = pmctl_endpoint (ctl, "intake", "command");
-    pm_client_t *c = pm_client_new (NULL, endpoint);
+    pm_client_t *c = pmctl_client (ctl, NULL, "intake");
     if (!c) {
         fprintf (stderr, "pmctl: cannot connect to intake at %s\n", endpoint);
         return PMCTL_FAIL;

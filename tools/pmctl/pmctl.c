@@ -1106,7 +1106,7 @@ static const pmctl_command_t s_commands[] = {
     { "keys", pmctl_keys, "NAME [--dir DIR]",
       "a CurveZMQ key pair for a daemon, pmctl or an integration\n"
       "\n"
-      "Writes DIR/NAME.key (default ${home}/keys; mode 0600, never overwritten) and\n"
+      "Writes DIR/NAME.curve (default ${home}/keys; mode 0600, never overwritten) and\n"
       "prints its public key with where each part goes: the daemon's\n"
       "curve_secret_file, the others' curve_public_key for it, and the line for\n"
       "the allow-list ([general] curve_allow) of the daemons a client talks to.\n"

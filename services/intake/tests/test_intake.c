@@ -517,6 +517,40 @@ test_each_new_unit_emits_one_event (void **state)
     s_import_free (&m);
 }
 
+/* A key file that is not exactly a key (another file put there, e.g. a
+ * CurveZMQ key pair) is refused: using its first bytes would seal with a key
+ * nobody keeps. */
+static void
+test_wrong_key_file_is_refused (void **state)
+{
+    s_fixture_t *f = *state;
+    pm_daemon_destroy (&f->d);
+    FILE *k = fopen (f->key_file, "w");
+    assert_non_null (k);
+    fputs ("# pm CurveZMQ key pair of intake: keep this file secret\npublic-key = 0123456789\n", k);
+    fclose (k);
+    free (f->data);
+    if (asprintf (&f->data, "%s/intake-wrongkey", f->dir) < 0)
+        abort ();
+    char *text = NULL, *err = NULL;
+    if (asprintf (&text, "[general]\n[intake]\ncommand = ipc://%s/i.cmd\nevents = ipc://%s/i.pub\ndata = %s\n"
+                         "key_file = %s\n[inspection]\ncommand = ipc://%s/in.cmd\nevents = ipc://%s/in.pub\n"
+                         "[billing]\ncommand = ipc://%s/b.cmd\nevents = ipc://%s/b.pub\n"
+                         "[notify]\ncommand = ipc://%s/n.cmd\nevents = ipc://%s/n.pub\n",
+                  f->dir, f->dir, f->data, f->key_file, f->dir, f->dir, f->dir, f->dir, f->dir, f->dir)
+        < 0)
+        abort ();
+    pm_config_t *cfg = pm_config_load_string (text, "test.conf", &err);
+    free (text);
+    assert_non_null (cfg);
+    pmt_log_start ();
+    f->d = pm_daemon_new (&intake_spec, cfg, f->loop);
+    bool said = pmt_log_has ("expected a 32-byte");
+    pmt_log_stop ();
+    assert_null (f->d);
+    assert_true (said);
+}
+
 static void
 test_id_number_sealed_and_shown_masked (void **state)
 {
@@ -1481,6 +1515,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_valid_rows_create_units, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_each_new_unit_emits_one_event, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_wrong_key_file_is_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_id_number_sealed_and_shown_masked, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reimport_changes_nothing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_retried_request_id_gets_stored_reply, s_setup, s_teardown),
