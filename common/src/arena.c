@@ -1,5 +1,9 @@
 /* arena.c - bump allocator in 64 KiB blocks; larger requests get a block of
- * their own. Memory is zeroed when handed out and 16-byte aligned. */
+ * their own. Memory is zeroed when handed out (but for protobuf-c, which
+ * initialises what it allocates, as it must with plain malloc) and 16-byte
+ * aligned. A reset keeps up to S_SPARE_MAX standard blocks for the next
+ * batch: a batch of thousands of rows would otherwise malloc and fault in
+ * the same memory again each time. */
 #include "pm/arena.h"
 #include "pm/mem.h"
 
@@ -10,6 +14,7 @@
 
 #define S_BLOCK_SIZE ((size_t) 64 * 1024)
 #define S_ALIGN ((size_t) 16)
+#define S_SPARE_MAX 256 /* 16 MiB of blocks kept across resets */
 
 typedef struct s_block {
     struct s_block *next;
@@ -22,6 +27,8 @@ struct pm_arena {
     s_block_t *first;   /* kept across resets */
     s_block_t *cur;     /* last block of the chain: where small requests go */
     s_block_t *big;     /* blocks of single large requests */
+    s_block_t *spare;   /* standard blocks kept from earlier batches */
+    size_t nspare;
     ProtobufCAllocator pb;
 };
 
@@ -51,10 +58,12 @@ s_take (s_block_t *b, size_t size)
     return b->data + off;
 }
 
+static void *s_alloc (pm_arena_t *a, size_t size);
+
 static void *
 s_pb_alloc (void *data, size_t size)
 {
-    return pm_arena_alloc (data, size);
+    return s_alloc (data, size ? size : 1);
 }
 
 static void
@@ -92,16 +101,15 @@ pm_arena_destroy (pm_arena_t **p)
         return;
     s_free_chain ((*p)->first);
     s_free_chain ((*p)->big);
+    s_free_chain ((*p)->spare);
     free (*p);
     *p = NULL;
 }
 
-/* Zero-size requests get a distinct minimal allocation. */
-void *
-pm_arena_alloc (pm_arena_t *a, size_t size)
+/* size bytes, not zeroed. */
+static void *
+s_alloc (pm_arena_t *a, size_t size)
 {
-    if (size == 0)
-        size = 1;
     void *p = s_take (a->cur, size);
     if (!p) {
         if (size > S_BLOCK_SIZE / 4) {
@@ -110,12 +118,30 @@ pm_arena_alloc (pm_arena_t *a, size_t size)
             a->big = b;
             p = s_take (b, size);
         } else {
-            s_block_t *b = s_block_new (S_BLOCK_SIZE);
+            s_block_t *b = a->spare;
+            if (b) {
+                a->spare = b->next;
+                a->nspare--;
+                b->next = NULL;
+                b->used = 0;
+            }
+            else
+                b = s_block_new (S_BLOCK_SIZE);
             a->cur->next = b;
             a->cur = b;
             p = s_take (b, size);
         }
     }
+    return p;
+}
+
+/* Zero-size requests get a distinct minimal allocation. */
+void *
+pm_arena_alloc (pm_arena_t *a, size_t size)
+{
+    if (size == 0)
+        size = 1;
+    void *p = s_alloc (a, size);
     memset (p, 0, size);
     return p;
 }
@@ -127,7 +153,7 @@ pm_arena_strdup (pm_arena_t *a, const char *s)
     if (!s)
         return NULL;
     size_t n = strlen (s) + 1;
-    char *d = pm_arena_alloc (a, n);
+    char *d = s_alloc (a, n); /* all of it written below */
     memcpy (d, s, n);
     return d;
 }
@@ -152,7 +178,7 @@ pm_arena_vprintf (pm_arena_t *a, const char *fmt, va_list ap)
     va_end (ap2);
     if (n < 0)
         return NULL;
-    char *s = pm_arena_alloc (a, (size_t) n + 1);
+    char *s = s_alloc (a, (size_t) n + 1);
     vsnprintf (s, (size_t) n + 1, fmt, ap);
     return s;
 }
@@ -160,7 +186,18 @@ pm_arena_vprintf (pm_arena_t *a, const char *fmt, va_list ap)
 void
 pm_arena_reset (pm_arena_t *a)
 {
-    s_free_chain (a->first->next);
+    s_block_t *b = a->first->next;
+    while (b) { /* standard blocks back to the spares, up to the cap */
+        s_block_t *next = b->next;
+        if (a->nspare < S_SPARE_MAX) {
+            b->next = a->spare;
+            a->spare = b;
+            a->nspare++;
+        }
+        else
+            free (b);
+        b = next;
+    }
     a->first->next = NULL;
     a->first->used = 0;
     a->cur = a->first;
