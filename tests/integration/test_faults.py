@@ -112,7 +112,7 @@ class Driver:
         self.tag = tag
         self.n = 0
         self.resend_s = resend_s
-        self.pending = {}    # id -> [daemon, bytes, sent_at, callback]
+        self.pending = {}    # id -> [daemon, bytes, sent_at, callback, method]
         self.unavailable = 0
         self.unavailable_said = ""
         self.resent = 0
@@ -297,6 +297,7 @@ class MoveIn:
         self.drv = Driver(cluster)
         self.log = log
         self.defective = [u for i, u in enumerate(self.units) if i % 5 == 2]
+        self.is_defective = set(self.defective)
         self.phase = ""
         self.before_last_settle = None
 
@@ -371,7 +372,7 @@ class MoveIn:
     def inspect(self, u):
         expect((yield ("inspection", "inspection.round.start", {"unit_id": u, "inspector": "验房员甲"})),
                what="round 1 " + u)
-        if u in self.defective:
+        if u in self.is_defective:
             expect((yield ("inspection", "inspection.defect.record", {
                 "unit_id": u, "room": "厨房", "category": "给排水", "severity": "MINOR",
                 "description": "水槽下方渗水", "location": "水槽柜内"})), what="defect " + u)
@@ -379,7 +380,7 @@ class MoveIn:
                what="items " + u)
         rep = expect((yield ("inspection", "inspection.round.complete", {"unit_id": u})), what="complete " + u)
         passed = body_dict(rep, "inspection.round.complete")["round"].get("passed", False)
-        if passed != (u not in self.defective):
+        if passed != (u not in self.is_defective):
             raise Failed("round 1 of %s: passed is %s" % (u, passed))
 
     def rectify(self, u):
