@@ -217,6 +217,10 @@ s_metrics_init (pm_daemon_t *d)
 pm_daemon_t *
 pm_daemon_new (const pm_daemon_spec_t *spec, pm_config_t *cfg, struct ev_loop *loop)
 {
+    /* A write past RLIMIT_FSIZE (a file size limit: a full disk's cousin) must
+     * fail with EFBIG, so the group commit answers UNAVAILABLE and the daemon
+     * goes on once there is room, instead of SIGXFSZ ending the process. */
+    signal (SIGXFSZ, SIG_IGN);
     pm_daemon_t *d = pm_xcalloc (1, sizeof *d);
     d->spec = spec;
     d->name = spec->name;

@@ -2,9 +2,12 @@
  * loop would (one write transaction, replies after the commit). */
 #include "support.h"
 #include "pm/err.h"
+#include "pm/mem.h"
 
 #include <ev.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -451,6 +454,56 @@ test_queued_writes_dropped_at_destroy (void **state)
     assert_null (pmt_kv (f->d, "w-never"));
 }
 
+/* A disk that fills, played by RLIMIT_FSIZE (a write past it fails with
+ * EFBIG, and raises SIGXFSZ, which by default ends the process): the batch
+ * is answered UNAVAILABLE and applies nothing, the process goes on, and
+ * once there is room the same requests apply, once. */
+static void
+test_file_size_limit_is_an_error_reply_not_a_crash (void **state)
+{
+    fx_t *f = *state;
+    enum { N = 40 }; /* 40 x 16 KiB: far past the limit below */
+    Pm__V1__Request *reqs[N];
+    char id[32];
+    for (int i = 0; i < N; i++) {
+        snprintf (id, sizeof id, "full%03d", i);
+        reqs[i] = pmt_req (id, "test.big", id);
+    }
+    char *mdb = pm_xasprintf ("%s/pub/data.mdb", f->dir);
+    struct stat st;
+    assert_int_equal (stat (mdb, &st), 0);
+    struct rlimit was, low;
+    assert_int_equal (getrlimit (RLIMIT_FSIZE, &was), 0);
+    low = was;
+    low.rlim_cur = (rlim_t) st.st_size; /* not a byte more */
+    assert_int_equal (setrlimit (RLIMIT_FSIZE, &low), 0);
+    int rc;
+    pm_batch_item_t *items = s_batch (f->d, reqs, N, &rc);
+    assert_int_equal (setrlimit (RLIMIT_FSIZE, &was), 0);
+    assert_int_not_equal (rc, PM_OK);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal (items[i].reply->status, PM__V1__STATUS__UNAVAILABLE);
+        assert_non_null (strstr (items[i].reply->message, "nothing was applied, retry with the same id"));
+    }
+    free (items);
+    assert_null (pmt_kv (f->d, "full000"));
+    /* room again: the same requests apply */
+    items = s_batch (f->d, reqs, N, &rc);
+    assert_int_equal (rc, PM_OK);
+    for (int i = 0; i < N; i++)
+        assert_int_equal (items[i].reply->status, PM__V1__STATUS__OK);
+    free (items);
+    for (int i = 0; i < N; i++) {
+        char *v = pmt_kv (f->d, reqs[i]->id);
+        assert_non_null (v);
+        assert_int_equal (strlen (v), 16384);
+        free (v);
+    }
+    free (mdb);
+    for (int i = 0; i < N; i++)
+        pmt_req_free (reqs[i]);
+}
+
 int
 main (void)
 {
@@ -461,6 +514,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_failed_command_rolls_back_alone, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_bad_requests_change_nothing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_map_grows_when_full, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_file_size_limit_is_an_error_reply_not_a_crash, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_state_survives_restart, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_key_refused_by_store_fails_alone, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_scans_left_open_do_not_add_up, s_setup, s_teardown),

@@ -207,6 +207,8 @@ gateway_app_new (pm_daemon_t *d, const pm_config_t *cfg)
                                "API calls: request read to reply queued, microseconds");
     gw->m_timeouts = pm_metric (m, PM_COUNTER, "gateway_call_timeouts_total", NULL,
                                 "API calls a daemon did not answer in call_timeout_ms (503)");
+    gw->m_down = pm_metric (m, PM_COUNTER, "gateway_calls_down_total", NULL,
+                            "API calls answered 503 at once: their daemon was not connected (down)");
 
     gw->fwd = gw_fwd_new (gw);
     if (!gw->fwd)

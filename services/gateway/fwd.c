@@ -19,7 +19,18 @@
  * A request is resent, same bytes, every S_RESEND_MS until its deadline (a
  * daemon that restarted lost what it had not read; a write is applied once
  * whatever the resends); at the deadline its callback gets NULL. Deadlines are
- * on the monotonic clock: they measure real waiting, not the daemon clock. */
+ * on the monotonic clock: they measure real waiting, not the daemon clock.
+ *
+ * A daemon that is down is answered for at once. Each DEALER has a socket
+ * monitor (ZMQ_EVENT_CONNECTED / DISCONNECTED): a daemon not connected for
+ * S_DOWN_AFTER_MS (a process gone: its ipc or tcp connection closes; a host
+ * gone: ZMTP heartbeats time out) gets no request, and its calls, new or in
+ * flight, are answered UNAVAILABLE ("intake is not running ...") at the next
+ * sweep instead of after call_timeout_ms. A daemon restarted at once (a
+ * supervisor's restart) reconnects within the grace and loses no call. The
+ * monitors are read when a call needs to know, at each sweep and once a
+ * second (a timer, not a watcher: a watched socket costs the loop two
+ * system calls a turn). */
 #define _GNU_SOURCE
 #include "gateway.h"
 #include "pm/curve.h"
@@ -37,6 +48,8 @@
 #define S_RESEND_MS 2000
 #define S_SWEEP_S 0.05
 #define S_DRAIN_MAX 4096
+#define S_DOWN_AFTER_MS 1000
+#define S_MONITOR_S 1.0
 
 typedef struct s_call s_call_t;
 struct s_call {
@@ -45,9 +58,11 @@ struct s_call {
     int daemon;
     unsigned hash;
     char *id;
+    char *method;
     void *packed;
     size_t len;
     int64_t sent_ms, deadline_ms;
+    bool unsent;            /* the daemon was down: never sent, answered at the next sweep */
     gw_reply_fn fn;
     void *arg;
 };
@@ -59,6 +74,9 @@ typedef struct {
     void *sock;
     pm_zwatch_t *w;
     size_t inflight;   /* requests waiting for this daemon: the socket is watched while > 0 */
+    void *monitor;     /* PAIR: the DEALER's connection events */
+    bool connected;
+    int64_t since_ms;  /* when connected last changed (monotonic; creation at first) */
 } s_daemon_t;
 
 struct gw_fwd {
@@ -71,6 +89,7 @@ struct gw_fwd {
     s_call_t *head, *tail;
     size_t inflight;
     ev_timer sweep;
+    ev_timer monitor;
 };
 
 void
@@ -129,8 +148,61 @@ static void
 s_free (s_call_t *c)
 {
     free (c->id);
+    free (c->method);
     free (c->packed);
     free (c);
+}
+
+/* Reads dm's connection events so far. */
+static void
+s_monitor_read (s_daemon_t *dm)
+{
+    for (int k = 0; dm->monitor && k < 1000; k++) {
+        zmq_msg_t m;
+        zmq_msg_init (&m);
+        if (zmq_msg_recv (&m, dm->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close (&m);
+            return;
+        }
+        uint16_t event = 0;
+        if (zmq_msg_size (&m) >= sizeof event)
+            memcpy (&event, zmq_msg_data (&m), sizeof event);
+        int more = zmq_msg_more (&m);
+        while (more) { /* the endpoint's address */
+            zmq_msg_close (&m);
+            zmq_msg_init (&m);
+            more = zmq_msg_recv (&m, dm->monitor, ZMQ_DONTWAIT) >= 0 && zmq_msg_more (&m);
+        }
+        zmq_msg_close (&m);
+        bool up = event == ZMQ_EVENT_CONNECTED;
+        if ((up || event == ZMQ_EVENT_DISCONNECTED) && up != dm->connected) {
+            dm->connected = up;
+            dm->since_ms = pm_mono_ms ();
+            if (up)
+                pm_info ("gateway: connected to %s", dm->name);
+            else
+                pm_warn ("gateway: %s is not connected: calls to it are answered UNAVAILABLE after %d ms", dm->name,
+                         S_DOWN_AFTER_MS);
+        }
+    }
+}
+
+/* How long dm has not been connected, past the grace; 0 while it is (or may soon be). */
+static int64_t
+s_down_ms (s_daemon_t *dm, int64_t now)
+{
+    s_monitor_read (dm);
+    if (!dm->monitor || dm->connected || now - dm->since_ms < S_DOWN_AFTER_MS)
+        return 0;
+    return now - dm->since_ms;
+}
+
+static void
+s_monitor_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+    gw_fwd_t *f = w->data;
+    for (size_t i = 0; i < f->n; i++)
+        s_monitor_read (&f->daemons[i]);
 }
 
 static bool
@@ -188,10 +260,27 @@ s_sweep_cb (struct ev_loop *loop, ev_timer *w, int revents)
 {
     gw_fwd_t *f = w->data;
     int64_t now = pm_mono_ms ();
+    int64_t down[GW_MAX_DAEMONS];
+    for (size_t i = 0; i < f->n; i++)
+        down[i] = s_down_ms (&f->daemons[i], now);
     s_call_t *c = f->head;
     while (c) {
         s_call_t *next = c->next;
-        if (now >= c->deadline_ms) {
+        if (down[c->daemon] || c->unsent) {
+            char msg[256];
+            snprintf (msg, sizeof msg, "%s: %s is not running or cannot be reached (not connected for %lld s)%s",
+                      c->method, f->daemons[c->daemon].name, (long long) (down[c->daemon] / 1000),
+                      c->unsent ? "; nothing was sent: try again later"
+                                : " and went before it answered: try again later with the same id (it is applied "
+                                  "once)");
+            Pm__V1__Reply r = PM__V1__REPLY__INIT;
+            r.id = c->id;
+            r.status = PM__V1__STATUS__UNAVAILABLE;
+            r.message = msg;
+            pm_metric_inc (f->gw->m_down, 1);
+            s_finish (f, c, &r);
+        }
+        else if (now >= c->deadline_ms) {
             pm_metric_inc (f->gw->m_timeouts, 1);
             s_finish (f, c, NULL);
         }
@@ -231,10 +320,30 @@ gw_fwd_new (gw_t *gw)
             gw_fwd_destroy (&f);
             return NULL;
         }
+        int hb_ivl = 1000, hb_timeout = 3000; /* a peer host gone silent: the connection drops (down) */
+        zmq_setsockopt (dm->sock, ZMQ_HEARTBEAT_IVL, &hb_ivl, sizeof hb_ivl);
+        zmq_setsockopt (dm->sock, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof hb_timeout);
+        /* the monitor first, so the first connection's event is seen */
+        dm->since_ms = pm_mono_ms ();
+        char mon[64];
+        snprintf (mon, sizeof mon, "inproc://gateway-fwd-monitor-%zu", f->n);
+        dm->monitor = zmq_socket (f->zctx, ZMQ_PAIR);
+        if (zmq_socket_monitor (dm->sock, mon, ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED) != 0
+            || zmq_setsockopt (dm->monitor, ZMQ_LINGER, &linger, sizeof linger) != 0
+            || zmq_connect (dm->monitor, mon) != 0) {
+            pm_warn ("gateway: no connection events for %s (%s): a daemon that is down is found by call_timeout_ms",
+                     names[i], zmq_strerror (errno));
+            zmq_close (dm->monitor);
+            dm->monitor = NULL;
+        }
         if (zmq_connect (dm->sock, ep) != 0) {
             pm_error ("gateway: cannot connect to %s at %s: %s", names[i], ep, zmq_strerror (errno));
+            zmq_socket_monitor (dm->sock, NULL, 0);
             zmq_close (dm->sock);
             dm->sock = NULL;
+            if (dm->monitor)
+                zmq_close (dm->monitor);
+            dm->monitor = NULL;
             gw_fwd_destroy (&f);
             return NULL;
         }
@@ -244,6 +353,10 @@ gw_fwd_new (gw_t *gw)
     f->names[f->n] = NULL;
     ev_timer_init (&f->sweep, s_sweep_cb, S_SWEEP_S, S_SWEEP_S);
     f->sweep.data = f;
+    ev_timer_init (&f->monitor, s_monitor_cb, S_MONITOR_S, S_MONITOR_S);
+    f->monitor.data = f;
+    ev_timer_start (gw->loop, &f->monitor);
+    ev_unref (gw->loop); /* the monitor timer alone does not keep the loop running */
     return f;
 }
 
@@ -254,6 +367,10 @@ gw_fwd_destroy (gw_fwd_t **p)
         return;
     gw_fwd_t *f = *p;
     ev_timer_stop (f->gw->loop, &f->sweep);
+    if (ev_is_active (&f->monitor)) {
+        ev_ref (f->gw->loop);
+        ev_timer_stop (f->gw->loop, &f->monitor);
+    }
     while (f->head) {
         s_call_t *c = f->head;
         s_unlink (f, c);
@@ -261,8 +378,12 @@ gw_fwd_destroy (gw_fwd_t **p)
     }
     for (size_t i = 0; i < f->n; i++) {
         pm_zwatch_destroy (&f->daemons[i].w);
-        if (f->daemons[i].sock)
+        if (f->daemons[i].sock) {
+            zmq_socket_monitor (f->daemons[i].sock, NULL, 0);
             zmq_close (f->daemons[i].sock);
+        }
+        if (f->daemons[i].monitor)
+            zmq_close (f->daemons[i].monitor);
     }
     zmq_ctx_term (f->zctx);
     free (f);
@@ -308,12 +429,14 @@ gw_fwd_call (gw_fwd_t *f, const char *daemon, const Pm__V1__Request *req, int64_
     c->len = pm__v1__request__get_packed_size (req);
     c->packed = pm_xmalloc (c->len ? c->len : 1);
     pm__v1__request__pack (req, c->packed);
-    if (!s_send (&f->daemons[i], c->packed, c->len)) {
+    c->unsent = s_down_ms (&f->daemons[i], pm_mono_ms ()) > 0; /* answered at the next sweep, at once */
+    if (!c->unsent && !s_send (&f->daemons[i], c->packed, c->len)) {
         s_free (c);
         return PM_EIO;
     }
     c->daemon = i;
     c->id = pm_xstrdup (req->id);
+    c->method = pm_xstrdup (req->method ? req->method : "");
     c->hash = s_hash (c->id, i);
     c->fn = fn;
     c->arg = arg;
@@ -331,8 +454,9 @@ gw_fwd_call (gw_fwd_t *f, const char *daemon, const Pm__V1__Request *req, int64_
     f->tail = c;
     if (f->daemons[i].inflight++ == 0)
         pm_zwatch_start (f->daemons[i].w);
-    if (f->inflight++ == 0) {
-        ev_timer_set (&f->sweep, S_SWEEP_S, S_SWEEP_S);
+    if (f->inflight++ == 0 || c->unsent) {
+        ev_timer_stop (f->gw->loop, &f->sweep);
+        ev_timer_set (&f->sweep, c->unsent ? 0.0 : S_SWEEP_S, S_SWEEP_S);
         ev_timer_start (f->gw->loop, &f->sweep);
     }
     return PM_OK;

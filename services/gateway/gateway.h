@@ -96,7 +96,7 @@ typedef struct {
     bool hooks_changed;         /* subscriptions changed: the worker reloads them */
     ev_prepare prepare;
 
-    pm_metric_t *m_auth401, *m_auth403, *m_sse_events, *m_hook_ok, *m_hook_fail, *m_call_us, *m_timeouts;
+    pm_metric_t *m_auth401, *m_auth403, *m_sse_events, *m_hook_ok, *m_hook_fail, *m_call_us, *m_timeouts, *m_down;
 } gw_t;
 
 /* --- app.c --------------------------------------------------------------------- */
@@ -202,7 +202,9 @@ const char *const *gw_fwd_daemons (const gw_fwd_t *f, size_t *n);
 bool gw_fwd_has (const gw_fwd_t *f, const char *daemon);
 /* Sends req (packed now) to daemon's ROUTER; fn(arg, reply) is called once on
  * the loop, with NULL after timeout_ms. Resent with the same id every couple
- * of seconds until then. PM_OK, PM_ENOTFOUND (no such daemon), PM_EIO. */
+ * of seconds until then. A daemon not connected for a second (down) gets
+ * nothing: fn has an UNAVAILABLE reply that says so at once (never inside
+ * this call). PM_OK, PM_ENOTFOUND (no such daemon), PM_EIO. */
 int gw_fwd_call (gw_fwd_t *f, const char *daemon, const Pm__V1__Request *req, int64_t timeout_ms, gw_reply_fn fn,
                  void *arg);
 size_t gw_fwd_inflight (const gw_fwd_t *f);

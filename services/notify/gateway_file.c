@@ -2,7 +2,17 @@
  * one JSON line to ${file_dir}/<channel>.jsonl, so `./pm up` shows what would
  * have been sent. A send is done when its line is in the file's buffer; the
  * buffer is flushed after each run of sends (flush), before the outcomes are
- * committed. */
+ * committed.
+ *
+ * It honours the idempotency key as a provider does. A message whose line
+ * was written but whose SENT was not committed when notify died is sent
+ * again after the restart (dispatch.c, "the window"), with the same dedupe
+ * key: the file already holds it, so it is answered as taken and not written
+ * twice. Such a resend is an attempt after the first, so the keys in the file
+ * are read (once a process life, as hashes) only when a message with
+ * attempts > 1 comes; a first attempt is never in the file. A line torn by a
+ * kill in the middle of a write is cut off at open: its message was not
+ * committed either, and goes again whole. */
 #define _GNU_SOURCE
 #include "gateway.h"
 #include "pm/err.h"
@@ -10,10 +20,13 @@
 #include "pm/mem.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The line being written (one JSON object), grown as needed. */
 typedef struct {
@@ -27,7 +40,109 @@ typedef struct {
     char *path;
     int channel;
     s_line_t line;
+    bool keys_read;       /* keys holds the keys of the lines in the file */
+    uint64_t *keys;       /* FNV-1a hashes of their idempotency keys, sorted */
+    size_t nkeys;
+    size_t skipped;       /* messages found written already (this life) */
 } s_file_t;
+
+#define S_KEY_FIELD "\"idempotency_key\":\""
+
+static uint64_t
+s_hash (const char *s, size_t n)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char) s[i]) * 1099511628211ULL;
+    return h;
+}
+
+static int
+s_cmp_u64 (const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+/* Reads the idempotency keys of every line in the file into fg->keys. */
+static void
+s_read_keys (s_file_t *fg)
+{
+    fg->keys_read = true;
+    if (fflush (fg->f) != 0)
+        clearerr (fg->f);
+    FILE *in = fopen (fg->path, "re");
+    if (!in) {
+        pm_warn ("file gateway: cannot read %s to find messages written before a restart: %s", fg->path,
+                 strerror (errno));
+        return;
+    }
+    size_t cap = 0;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    while ((len = getline (&line, &lcap, in)) > 0) {
+        const char *k = memmem (line, (size_t) len, S_KEY_FIELD, sizeof S_KEY_FIELD - 1);
+        if (!k)
+            continue;
+        k += sizeof S_KEY_FIELD - 1;
+        const char *end = memchr (k, '"', (size_t) (line + len - k));
+        if (!end)
+            continue;
+        if (fg->nkeys == cap) {
+            cap = cap ? 2 * cap : 1024;
+            fg->keys = pm_xrealloc (fg->keys, cap * sizeof *fg->keys);
+        }
+        fg->keys[fg->nkeys++] = s_hash (k, (size_t) (end - k));
+    }
+    free (line);
+    fclose (in);
+    qsort (fg->keys, fg->nkeys, sizeof *fg->keys, s_cmp_u64);
+}
+
+/* Whether the file holds a line with this idempotency key (m is a resend). */
+static bool
+s_written (s_file_t *fg, const notify_send_t *m)
+{
+    if (m->attempts <= 1)
+        return false;
+    if (!fg->keys_read)
+        s_read_keys (fg);
+    uint64_t h = s_hash (m->dedupe_key, strlen (m->dedupe_key));
+    return bsearch (&h, fg->keys, fg->nkeys, sizeof h, s_cmp_u64) != NULL;
+}
+
+/* Cuts a last line that has no newline (a write torn by a kill) off the file. */
+static void
+s_cut_torn_line (const char *path)
+{
+    int fd = open (path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    char buf[4096];
+    off_t end = fstat (fd, &st) == 0 ? st.st_size : 0, at = end;
+    while (at > 0) {
+        size_t n = at < (off_t) sizeof buf ? (size_t) at : sizeof buf;
+        if (pread (fd, buf, n, at - (off_t) n) != (ssize_t) n)
+            break;
+        const char *nl = memrchr (buf, '\n', n);
+        if (nl) {
+            at = at - (off_t) n + (nl - buf) + 1;
+            break;
+        }
+        at -= (off_t) n;
+    }
+    if (at < end) {
+        if (ftruncate (fd, at) == 0)
+            pm_warn ("file gateway: %s ended in a torn line (%lld bytes, a write cut short when notify died): "
+                     "cut off; its message goes again",
+                     path, (long long) (end - at));
+        else
+            pm_error ("file gateway: cannot cut the torn last line of %s: %s", path, strerror (errno));
+    }
+    close (fd);
+}
 
 static void
 s_put (s_line_t *l, const char *s, size_t n)
@@ -78,6 +193,16 @@ s_send (notify_gateway_t *g, notify_send_t *m, notify_sent_fn done, void *arg)
     notify_result_t res;
     memset (&res, 0, sizeof res);
     snprintf (res.message_id, sizeof res.message_id, "%s", m->message_id);
+    if (s_written (fg, m)) { /* taken before a restart: the provider's answer to a repeated key */
+        if (fg->skipped++ == 0)
+            pm_info ("file gateway: %s was written to %s before notify restarted; not written again (and so for "
+                     "every such message)",
+                     m->message_id, fg->path);
+        res.outcome = NOTIFY_OK;
+        snprintf (res.provider_ref, sizeof res.provider_ref, "file:%s", m->message_id);
+        done (m, &res, arg);
+        return;
+    }
     s_line_t *l = &fg->line;
     l->n = 0;
     s_put (l, "{", 1);
@@ -127,6 +252,7 @@ s_destroy (notify_gateway_t *g)
     if (fg->f)
         fclose (fg->f);
     free (fg->line.p);
+    free (fg->keys);
     free (fg->path);
     free (fg);
 }
@@ -153,6 +279,7 @@ notify_gateway_file_new (int channel, const pm_config_t *cfg, char **err)
     fg->channel = channel;
     fg->path = pm_xasprintf ("%s/%s.jsonl", dir, notify_channels[channel]);
     free (outbox);
+    s_cut_torn_line (fg->path);
     fg->f = fopen (fg->path, "ae");
     if (!fg->f) {
         char *why = pm_xasprintf ("cannot open %s: %s", fg->path, strerror (errno));

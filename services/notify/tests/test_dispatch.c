@@ -216,6 +216,99 @@ test_restart_resends_what_was_at_the_gateway_with_the_same_key (void **state)
     assert_int_equal (nt_outbox (t, 0, "notify.message.sent", NULL, 0), 2); /* sms + email */
 }
 
+/* The file gateway, wrapped: writes each message's line and flushes it, but
+ * its answer never reaches the dispatcher (notify dies before the SENT is
+ * committed). */
+typedef struct {
+    notify_gateway_t base;
+    notify_gateway_t *file;
+    int sends;
+} s_unanswered_t;
+
+static void
+s_swallow (notify_send_t *m, const notify_result_t *res, void *arg)
+{
+    (void) m;
+    (void) res;
+    (void) arg;
+}
+
+static void
+s_unanswered_send (notify_gateway_t *g, notify_send_t *m, notify_sent_fn done, void *arg)
+{
+    (void) done;
+    (void) arg;
+    s_unanswered_t *u = (s_unanswered_t *) g;
+    u->sends++;
+    u->file->send (u->file, m, s_swallow, NULL);
+    u->file->flush (u->file);
+}
+
+static void
+s_unanswered_destroy (notify_gateway_t *g)
+{
+    s_unanswered_t *u = (s_unanswered_t *) g;
+    u->file->destroy (u->file);
+    free (u);
+}
+
+static notify_gateway_t *
+s_file_gateway (nt_t *t, int channel)
+{
+    char *text = pm_xasprintf ("[notify]\ndata = %s/notify\n", t->f->dir), *err = NULL;
+    pm_config_t *cfg = pm_config_load_string (text, "test", &err);
+    assert_non_null (cfg);
+    notify_gateway_t *g = notify_gateway_file_new (channel, cfg, &err);
+    assert_non_null (g);
+    pm_config_destroy (&cfg);
+    free (text);
+    return g;
+}
+
+static void
+test_file_gateway_after_a_crash_writes_each_message_once (void **state)
+{
+    nt_t *t = *state;
+    s_unanswered_t *u = pm_xcalloc (1, sizeof *u);
+    u->base.kind = "file, unanswered";
+    u->base.send = s_unanswered_send;
+    u->base.destroy = s_unanswered_destroy;
+    u->file = s_file_gateway (t, NOTIFY_SMS);
+    notify_dispatch_set_gateway (nt_app (t)->dispatch, NOTIFY_SMS, &u->base);
+    nt_unit (t, UNIT, nt_zhang (t), nt_li (t));
+    nt_apply (t, nt_notice (t, UNIT, nt_zhang (t), nt_li (t)));
+    nt_settle (t);
+    assert_int_equal (u->sends, 2);
+    assert_int_equal (s_lines (t, "sms", NULL), 2); /* written, SENT not committed */
+    assert_int_equal (pmt_queue (t->f->d, "sending")->count, 2);
+    /* and a third line torn in the middle by the kill (its message never committed either) */
+    char *path = pm_xasprintf ("%s/notify/outbox/sms.jsonl", t->f->dir);
+    FILE *f = fopen (path, "a");
+    fputs ("{\"message_id\":\"M0000009999\",\"written_ms\":17", f);
+    fclose (f);
+
+    /* notify restarts with the file gateway: both go again (attempt 2) with their keys */
+    pmt_fixture_restart (t->f);
+    assert_int_equal (nt_settle_count (t, "notify.message.sent"), 2); /* the 2 sms, sent again */
+    assert_int_equal (nt_metric (t, "notify_resent_after_restart_total", ""), 2);
+    assert_string_equal (nt_message (t, UNIT, "move_in_notice", "sms", "张伟")->state, "SENT");
+    assert_string_equal (nt_message (t, UNIT, "move_in_notice", "sms", "李娜")->state, "SENT");
+    /* each once in the file, and the torn line is gone: every line is whole */
+    assert_int_equal (s_lines (t, "sms", NULL), 2);
+    assert_int_equal (s_lines (t, "sms", "\"to\":\"13812345678\""), 1);
+    assert_int_equal (s_lines (t, "sms", "M0000009999"), 0);
+    f = fopen (path, "r");
+    char line[8192];
+    while (fgets (line, sizeof line, f))
+        assert_int_equal (line[strlen (line) - 1], '\n');
+    fclose (f);
+    free (path);
+    /* a new message after the restart is written as usual */
+    nt_apply (t, nt_notice (t, UNIT, nt_zhang (t), NULL)); /* another notice event */
+    nt_settle (t);
+    assert_int_equal (s_lines (t, "sms", NULL), 3);
+}
+
 static void
 test_quiet_hours_hold_sms_until_morning (void **state)
 {
@@ -371,6 +464,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_attempts_run_out_into_a_dead_letter, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_restart_resends_what_was_at_the_gateway_with_the_same_key, s_setup,
                                          s_teardown),
+        cmocka_unit_test_setup_teardown (test_file_gateway_after_a_crash_writes_each_message_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_quiet_hours_hold_sms_until_morning, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_pending_message_found_in_quiet_hours_is_deferred, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_daily_cap_per_recipient, s_setup, s_teardown),
