@@ -284,12 +284,13 @@ s_post (s_hook_t *h, const gw_entry_t *e)
     gw_t *gw = h->hs->gw;
     h->pos = e->pos;
     snprintf (h->event_id, sizeof h->event_id, "%s:%llu", e->source, (unsigned long long) e->seq);
-    h->body = pm_xstrndup (e->json, e->json_len);
+    size_t body_len;
+    h->body = gw_entry_json (e, &body_len);
     h->resp_len = 0;
     h->resp[0] = '\0';
     int64_t ts = gw_now_ms (gw) / 1000;
     char sig[128], line[256];
-    gw_sign (h->secret, (size_t) h->secret_len, h->event_id, ts, h->body, e->json_len, sig, sizeof sig);
+    gw_sign (h->secret, (size_t) h->secret_len, h->event_id, ts, h->body, body_len, sig, sizeof sig);
     struct curl_slist *l = NULL;
     l = curl_slist_append (l, "Content-Type: application/json");
     l = curl_slist_append (l, "Expect:");
@@ -310,7 +311,7 @@ s_post (s_hook_t *h, const gw_entry_t *e)
     curl_easy_setopt (c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt (c, CURLOPT_POST, 1L);
     curl_easy_setopt (c, CURLOPT_POSTFIELDS, h->body);
-    curl_easy_setopt (c, CURLOPT_POSTFIELDSIZE, (long) e->json_len);
+    curl_easy_setopt (c, CURLOPT_POSTFIELDSIZE, (long) body_len);
     curl_easy_setopt (c, CURLOPT_HTTPHEADER, h->headers);
     curl_easy_setopt (c, CURLOPT_TIMEOUT_MS, (long) gw->hook_timeout_ms);
     curl_easy_setopt (c, CURLOPT_CONNECTTIMEOUT_MS, (long) (gw->hook_timeout_ms < 5000 ? gw->hook_timeout_ms : 5000));

@@ -22,6 +22,7 @@
  * on the monotonic clock: they measure real waiting, not the daemon clock. */
 #define _GNU_SOURCE
 #include "gateway.h"
+#include "pm/curve.h"
 #include "pm/log.h"
 #include "pm/mem.h"
 #include "pm/zwatch.h"
@@ -223,6 +224,13 @@ gw_fwd_new (gw_t *gw)
         zmq_setsockopt (dm->sock, ZMQ_LINGER, &linger, sizeof linger);
         zmq_setsockopt (dm->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
         zmq_setsockopt (dm->sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+        /* CurveZMQ to a daemon with a public key, with the gateway's own pair */
+        if (pm_curve_client (gw->cfg, names[i], pm_curve_secret_file (gw->cfg, "gateway"), dm->sock) != PM_OK) {
+            zmq_close (dm->sock);
+            dm->sock = NULL;
+            gw_fwd_destroy (&f);
+            return NULL;
+        }
         if (zmq_connect (dm->sock, ep) != 0) {
             pm_error ("gateway: cannot connect to %s at %s: %s", names[i], ep, zmq_strerror (errno));
             zmq_close (dm->sock);

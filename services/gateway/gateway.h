@@ -119,8 +119,8 @@ typedef struct {
     const char *source;
     const char *type;
     const char *unit_id;
-    const char *json;    /* the event as JSON (pm_msg_to_json), NUL-terminated */
-    size_t json_len;
+    const void *packed;  /* the event, packed */
+    size_t packed_len;
 } gw_entry_t;
 
 int gateway_on_event (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Event *ev, pm_out_t *out);
@@ -130,6 +130,8 @@ int gateway_on_unit_get (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *re
 int gateway_on_estate_list (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out);
 /* Decodes the entry stored at pos. PM_OK or PM_EPROTO. */
 int gw_entry_parse (uint64_t pos, const void *val, size_t len, gw_entry_t *e);
+/* The entry's event as JSON (pm_msg_to_json), NUL-terminated, *len bytes. Caller frees. */
+char *gw_entry_json (const gw_entry_t *e, size_t *len);
 /* The latest log position (0: empty). */
 uint64_t gw_log_last (pm_txn_t *txn);
 /* The position of source:seq; PM_ENOTFOUND when the log does not hold it. */

@@ -14,7 +14,9 @@
  * Each entry keeps the event as JSON (rendered once, when consumed), so the
  * stream and the webhooks copy bytes instead of re-encoding per reader.
  *
- *   value = seq (u64 BE) | at_ms (u64 BE) | source \0 | type \0 | unit_id \0 | json \0
+ *   value = seq (u64 BE) | at_ms (u64 BE) | source \0 | type \0 | unit_id \0 | packed pm.v1.Event
+ * (the event as its source published it, packed again: JSON is rendered
+ * only when an event is served, on the SSE stream or to a webhook)
  *
  * Snapshot events (Event.snapshot) restate an upstream's state after a
  * rebuild; they are not new facts and do not enter the log (the estates
@@ -23,6 +25,7 @@
 #define _GNU_SOURCE
 #include "gateway.h"
 #include "pm/json.h"
+#include "pm/mem.h"
 #include "pm/log.h"
 
 #include <stdlib.h>
@@ -58,7 +61,7 @@ int
 gw_entry_parse (uint64_t pos, const void *val, size_t len, gw_entry_t *e)
 {
     const char *v = val;
-    if (len < S_HEADER + 4 || v[len - 1] != '\0')
+    if (len < S_HEADER + 3)
         return PM_EPROTO;
     e->pos = pos;
     e->seq = pm_be_u64 (v);
@@ -67,14 +70,29 @@ gw_entry_parse (uint64_t pos, const void *val, size_t len, gw_entry_t *e)
     const char **parts[3] = { &e->source, &e->type, &e->unit_id };
     for (int i = 0; i < 3; i++) {
         const char *z = memchr (p, '\0', (size_t) (end - p));
-        if (!z || z + 1 >= end)
+        if (!z)
             return PM_EPROTO;
         *parts[i] = p;
         p = z + 1;
     }
-    e->json = p;
-    e->json_len = (size_t) (end - p) - 1;
+    e->packed = p;
+    e->packed_len = (size_t) (end - p);
     return PM_OK;
+}
+
+char *
+gw_entry_json (const gw_entry_t *e, size_t *len)
+{
+    Pm__V1__Event *ev = pm__v1__event__unpack (NULL, e->packed_len, (const uint8_t *) e->packed);
+    cJSON *j = ev ? pm_msg_to_json (&ev->base) : NULL;
+    char *json = j ? cJSON_PrintUnformatted (j) : NULL;
+    cJSON_Delete (j);
+    if (ev)
+        pm__v1__event__free_unpacked (ev, NULL);
+    if (!json)
+        json = pm_xstrdup ("{}"); /* a stored event that no longer decodes: nothing to show */
+    *len = strlen (json);
+    return json;
 }
 
 uint64_t
@@ -166,13 +184,9 @@ gateway_on_event (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Event *ev, pm_out_
         return PM__V1__STATUS__OK;
 
     uint64_t pos = gw_log_last (txn) + 1;
-    cJSON *j = pm_msg_to_json (&ev->base);
-    char *json = j ? cJSON_PrintUnformatted (j) : NULL;
-    cJSON_Delete (j);
-    if (!json)
-        return pm_reply (out, PM__V1__STATUS__INTERNAL, "%s: cannot render as JSON", ev->id);
     const char *unit = ev->unit_id ? ev->unit_id : "";
-    size_t ls = strlen (ev->source) + 1, lt = strlen (ev->type) + 1, lu = strlen (unit) + 1, lj = strlen (json) + 1;
+    size_t ls = strlen (ev->source) + 1, lt = strlen (ev->type) + 1, lu = strlen (unit) + 1,
+           lj = pm__v1__event__get_packed_size (ev);
     size_t len = S_HEADER + ls + lt + lu + lj;
     unsigned char *v = pm_arena_alloc (ctx->arena, len);
     pm_u64_be (ev->seq, v);
@@ -181,8 +195,7 @@ gateway_on_event (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Event *ev, pm_out_
     memcpy (p, ev->source, ls);
     memcpy (p += ls, ev->type, lt);
     memcpy (p += lt, unit, lu);
-    memcpy (p += lu, json, lj);
-    free (json);
+    pm__v1__event__pack (ev, p + lu);
 
     pm_key_t k;
     unsigned char posbe[8];

@@ -98,7 +98,10 @@ s_fill (gw_stream_t *s)
         char head[160];
         int n = snprintf (head, sizeof head, "id: %s:%llu\ndata: ", e.source, (unsigned long long) e.seq);
         s_append (s, head, (size_t) n);
-        s_append (s, e.json, e.json_len);
+        size_t jlen;
+        char *json = gw_entry_json (&e, &jlen);
+        s_append (s, json, jlen);
+        free (json);
         s_append (s, "\n\n", 2);
         written++;
     }

@@ -21,6 +21,7 @@ static const pm_route_t s_routes[] = {
     { "intake.keys.return", intake_on_keys_return, PM_ROUTE_WRITE },
     { "intake.keys.ledger", intake_on_keys_ledger, PM_ROUTE_READ },
     { "intake.progress", intake_on_progress, PM_ROUTE_READ },
+    { "intake.seal.rotate", intake_on_seal_rotate, PM_ROUTE_WRITE },
     { "intake.estate.get", intake_on_estate_get, PM_ROUTE_READ },
     { "intake.unit.get", intake_on_unit_get, PM_ROUTE_READ },
     { NULL, NULL, 0 },

@@ -52,9 +52,13 @@ enum {
 #define INTAKE_UNIT_ID_MAX 256
 
 /* The app context (ctx->app). */
+#define INTAKE_OLD_KEYS 4
+
 typedef struct {
     unsigned char key[crypto_secretbox_KEYBYTES];      /* seals ID numbers at rest */
     unsigned char owner_key[crypto_generichash_KEYBYTES]; /* hashes ID numbers into owner keys */
+    unsigned char old_keys[INTAKE_OLD_KEYS][crypto_secretbox_KEYBYTES]; /* [intake] old_key_files: open only */
+    int nold;
     unsigned char nonce_prefix[16];                    /* random per process start ... */
     uint64_t nonce_n;                                  /* ... then a counter: nonces never repeat */
     const pm_config_t *cfg;                            /* borrowed: per-estate checklists */
@@ -79,8 +83,12 @@ void *intake_app_new (pm_daemon_t *d, const pm_config_t *cfg);
 void intake_app_destroy (void *app);
 /* nonce || secretbox of id, in arena memory. */
 ProtobufCBinaryData intake_seal (pm_ctx_t *ctx, intake_t *in, const char *id);
-/* The ID number a sealed box holds (arena), or NULL when it does not open. */
+/* The ID number a sealed box holds (arena), or NULL when it opens with
+ * neither the key nor an old key; *old (may be NULL) says it took an old one. */
+char *intake_unseal_old (pm_ctx_t *ctx, const intake_t *in, ProtobufCBinaryData b, bool *old);
 char *intake_unseal (pm_ctx_t *ctx, const intake_t *in, ProtobufCBinaryData b);
+/* intake.seal.rotate: reseals, a page of units at a time, what old keys sealed. */
+int intake_on_seal_rotate (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out_t *out);
 /* The owner key of a (normalised) ID number: hex into out (33 bytes). */
 void intake_owner_key (const intake_t *in, const char *id, char out[2 * INTAKE_OWNER_KEY_BYTES + 1]);
 

@@ -38,7 +38,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.abspath(os.path.join(HERE, "../.."))
 BUILD = os.environ.get("PM_BUILD", os.path.join(SOURCE, "build"))
-DAEMONS = ["intake", "inspection", "workorder", "billing", "notify"]
+DAEMONS = ["intake", "inspection", "workorder", "billing", "notify", "gateway"]
 PER_ESTATE = 5000
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"

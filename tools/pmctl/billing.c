@@ -272,7 +272,7 @@ s_send_all (s_rec_t *r, pm_csv_t *csv, size_t chunk, size_t inflight)
 {
     const pmctl_t *ctl = r->ctl;
     const char *endpoint = pmctl_endpoint (ctl, "billing", "command");
-    pm_client_t *c = pm_client_new (NULL, endpoint);
+    pm_client_t *c = pmctl_client (ctl, NULL, "billing");
     if (!c) {
         fprintf (stderr, "pmctl: cannot connect to billing at %s\n", endpoint);
         return PMCTL_FAIL;

@@ -12,6 +12,8 @@
  * printed once, in seq order per daemon. Heartbeats are never printed. */
 #include "pmctl.h"
 
+#include "pm/curve.h"
+
 #include "pm/clock.h"
 #include "pm/err.h"
 #include "pm/json.h"
@@ -233,9 +235,9 @@ s_follow (const s_out_t *o, s_feed_t *feeds, size_t n)
 
 /* Connects f's DEALER and, when following, its SUB (subscribed to everything). */
 static bool
-s_open (void *zctx, s_feed_t *f, bool follow)
+s_open (const pmctl_t *ctl, void *zctx, s_feed_t *f, bool follow)
 {
-    f->client = pm_client_new (zctx, f->command);
+    f->client = pmctl_client (ctl, zctx, f->name);
     if (!f->client) {
         fprintf (stderr, "pmctl: cannot connect to %s at %s: %s\n", f->name, f->command, zmq_strerror (errno));
         return false;
@@ -248,7 +250,9 @@ s_open (void *zctx, s_feed_t *f, bool follow)
     }
     int linger = 0, hwm = 100000;
     f->sub = zmq_socket (zctx, ZMQ_SUB);
-    if (!f->sub || zmq_setsockopt (f->sub, ZMQ_LINGER, &linger, sizeof linger) != 0
+    const char *keys = pm_config_get (ctl->cfg, "pmctl", "curve_secret_file", "");
+    if (!f->sub || pm_curve_client (ctl->cfg, f->name, *keys ? keys : NULL, f->sub) != PM_OK
+        || zmq_setsockopt (f->sub, ZMQ_LINGER, &linger, sizeof linger) != 0
         || zmq_setsockopt (f->sub, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0
         || zmq_setsockopt (f->sub, ZMQ_SUBSCRIBE, "", 0) != 0 || zmq_connect (f->sub, f->events) != 0) {
         fprintf (stderr, "pmctl: cannot subscribe to %s at %s: %s\n", f->name, f->events, zmq_strerror (errno));
@@ -310,7 +314,7 @@ pmctl_events (pmctl_t *ctl, int argc, char **argv)
         f->command = pmctl_endpoint (ctl, f->name, "command");
         f->events = pmctl_endpoint (ctl, f->name, "events");
         f->next = from > 0 ? (uint64_t) from : 1;
-        if (!s_open (zctx, f, follow))
+        if (!s_open (ctl, zctx, f, follow))
             rc = PMCTL_FAIL;
     }
 

@@ -29,7 +29,7 @@ s_gateway (pmctl_t *ctl, const char *method, ProtobufCMessage *body, Pm__V1__Rep
         pmctl_unknown_daemon (ctl, "gateway");
         return PMCTL_USAGE;
     }
-    pm_client_t *c = pm_client_new (NULL, ep);
+    pm_client_t *c = pmctl_client (ctl, NULL, "gateway");
     if (!c) {
         fprintf (stderr, "pmctl: cannot connect to gateway at %s\n", ep);
         return PMCTL_USAGE;

@@ -63,6 +63,15 @@
 #define S_CHUNK_MAX 10000           /* intake's limit per request */
 #define S_INFLIGHT_DEFAULT 4
 #define S_INFLIGHT_MAX 64
+/* The pace when neither --chunk nor --inflight is given: from 4 x 500 rows
+ * in flight up to 16 x 2,000 while intake answers a chunk within
+ * S_PACE_FAST_MS, halved when an answer takes over S_PACE_SLOW_MS. Larger
+ * batches cost intake fewer commits and fewer pages per row (DESIGN.md
+ * section 4); the ceiling keeps its memory and its answer times bounded. */
+#define S_PACE_INFLIGHT_MAX 16
+#define S_PACE_CHUNK_MAX 2000
+#define S_PACE_FAST_MS 400
+#define S_PACE_SLOW_MS 1500
 
 /* Columns a file may leave out of its header. Every other column (every
  * other string field of ImportRow) must be there; whether a value may be
@@ -92,7 +101,34 @@ typedef struct {
     char id[160];      /* its request id, for messages */
     size_t nrows;
     uint32_t first_line, last_line;
+    int64_t sent_ms;   /* for the pace */
 } s_slot_t;
+
+/* How much is in flight: fixed by --chunk/--inflight, or paced by intake's answers. */
+typedef struct {
+    size_t chunk, inflight;
+    bool adaptive;
+} s_pace_t;
+
+/* After an answer that took ms: widen while intake keeps up, narrow when it does not. */
+static void
+s_pace (s_pace_t *p, int64_t ms)
+{
+    if (!p->adaptive)
+        return;
+    if (ms > S_PACE_SLOW_MS) {
+        p->inflight = p->inflight / 2 > 2 ? p->inflight / 2 : 2;
+        return;
+    }
+    if (ms >= S_PACE_FAST_MS)
+        return;
+    if (p->inflight < S_PACE_INFLIGHT_MAX / 2)
+        p->inflight++;
+    else if (p->chunk < S_PACE_CHUNK_MAX)
+        p->chunk = p->chunk * 3 / 2 < S_PACE_CHUNK_MAX ? p->chunk * 3 / 2 : S_PACE_CHUNK_MAX;
+    else if (p->inflight < S_PACE_INFLIGHT_MAX)
+        p->inflight++;
+}
 
 typedef struct {
     pmctl_t *ctl;
@@ -518,26 +554,27 @@ s_answer (s_import_t *im, const s_slot_t *slot, const Pm__V1__Reply *r)
  * up when intake says nothing at all for S_SILENCE_MS. PMCTL_OK when every
  * chunk was answered OK, else the exit code. */
 static int
-s_send_all (s_import_t *im, pm_csv_t *csv, const char *batch_id, size_t chunk, size_t inflight)
+s_send_all (s_import_t *im, pm_csv_t *csv, const char *batch_id, s_pace_t *pace)
 {
     const pmctl_t *ctl = im->ctl;
     const char *endpoint = pmctl_endpoint (ctl, "intake", "command");
-    pm_client_t *c = pm_client_new (NULL, endpoint);
+    pm_client_t *c = pmctl_client (ctl, NULL, "intake");
     if (!c) {
         fprintf (stderr, "pmctl: cannot connect to intake at %s\n", endpoint);
         return PMCTL_FAIL;
     }
-    s_slot_t *slots = pm_xcalloc (inflight, sizeof *slots);
+    size_t nslots = pace->adaptive ? S_PACE_INFLIGHT_MAX : pace->inflight;
+    s_slot_t *slots = pm_xcalloc (nslots, sizeof *slots);
     pm_inflight_t *fl = pm_inflight_new (ctl->timeout_ms);
     int code = PMCTL_OK;
     uint32_t chunk_no = 0;
     bool more = true;
     int64_t heard = pm_mono_ms (); /* the last reply (or when the first chunk went out) */
     for (;;) {
-        for (size_t i = 0; i < inflight && more && code == PMCTL_OK; i++) {
+        for (size_t i = 0; i < nslots && pm_inflight_size (fl) < pace->inflight && more && code == PMCTL_OK; i++) {
             if (slots[i].busy)
                 continue;
-            Pm__V1__Request *req = s_next_chunk (im, csv, chunk, batch_id, chunk_no + 1, &code);
+            Pm__V1__Request *req = s_next_chunk (im, csv, pace->chunk, batch_id, chunk_no + 1, &code);
             if (!req) {
                 more = false;
                 break;
@@ -545,7 +582,7 @@ s_send_all (s_import_t *im, pm_csv_t *csv, const char *batch_id, size_t chunk, s
             chunk_no++;
             const Pm__V1__IntakeImportRequest *q = req->intake_import;
             slots[i] = (s_slot_t) { .busy = true, .nrows = q->n_rows, .first_line = q->rows[0]->line,
-                                    .last_line = q->rows[q->n_rows - 1]->line };
+                                    .last_line = q->rows[q->n_rows - 1]->line, .sent_ms = pm_mono_ms () };
             snprintf (slots[i].id, sizeof slots[i].id, "%s", req->id);
             if (pm_inflight_size (fl) == 0)
                 heard = pm_mono_ms ();
@@ -567,6 +604,7 @@ s_send_all (s_import_t *im, pm_csv_t *csv, const char *batch_id, size_t chunk, s
             heard = pm_mono_ms ();
             code = s_answer (im, slot, r);
             slot->busy = false;
+            s_pace (pace, heard - slot->sent_ms);
             if (im->dry_run && code == PMCTL_OK) { /* the next chunk carries what this one would write */
                 if (im->dry_reply)
                     pm__v1__reply__free_unpacked (im->dry_reply, NULL);
@@ -918,7 +956,7 @@ pmctl_import (pmctl_t *ctl, int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     int64_t chunk = S_CHUNK_DEFAULT, inflight = S_INFLIGHT_DEFAULT;
-    bool dry_run = false;
+    bool dry_run = false, paced = true;
     int opt, code = PMCTL_OK;
     while ((opt = pmctl_getopt (ctl, argc, argv, "", opts, &code)) != PMCTL_OPT_END) {
         if (opt == PMCTL_OPT_STOP)
@@ -927,6 +965,8 @@ pmctl_import (pmctl_t *ctl, int argc, char **argv)
             return PMCTL_USAGE;
         if (opt == 'i' && !pmctl_parse_int ("--inflight", optarg, 1, S_INFLIGHT_MAX, &inflight))
             return PMCTL_USAGE;
+        if (opt == 'c' || opt == 'i')
+            paced = false; /* what the operator asked for, as given */
         if (opt == 'n')
             dry_run = true;
     }
@@ -970,7 +1010,8 @@ pmctl_import (pmctl_t *ctl, int argc, char **argv)
     if (code == PMCTL_OK) {
         pm_csv_t *csv = pm_csv_new (text, 0);
         pm_csv_next (csv); /* the header, read in the first pass */
-        code = s_send_all (&im, csv, batch_id, (size_t) chunk, dry_run ? 1 : (size_t) inflight);
+        s_pace_t pace = { (size_t) chunk, dry_run ? 1 : (size_t) inflight, paced && !dry_run };
+        code = s_send_all (&im, csv, batch_id, &pace);
         pm_csv_destroy (&csv);
         if (code == PMCTL_OK)
             s_progress (&im); /* rows rejected here after the last answer */

@@ -88,7 +88,7 @@ pmctl_checklist (pmctl_t *ctl, int argc, char **argv)
     set.csv = csv;
     set.file_name = (char *) path;
     const char *method = path ? "inspection.template.set" : "inspection.template.get";
-    pm_client_t *c = pm_client_new (NULL, endpoint);
+    pm_client_t *c = pmctl_client (ctl, NULL, "inspection");
     if (!c) {
         fprintf (stderr, "pmctl: inspection: bad endpoint %s\n", endpoint);
         free (csv);

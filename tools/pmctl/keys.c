@@ -39,7 +39,7 @@ pmctl_keys (pmctl_t *ctl, int argc, char **argv)
         dir = keys_dir;
     }
     pm_mkdirs (dir);
-    char *path = pm_xasprintf ("%s/%s.key", dir, name), pub[41];
+    char *path = pm_xasprintf ("%s/%s.curve", dir, name), pub[41]; /* not NAME.key: intake's sealing key is intake.key */
     int rc = pm_curve_create (path, name, pub);
     if (rc == PM_EEXIST)
         fprintf (stderr, "pmctl: %s exists; a key pair is never overwritten (remove it first to replace it)\n", path);

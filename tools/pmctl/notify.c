@@ -21,7 +21,7 @@ s_call (pmctl_t *ctl, const char *method, ProtobufCMessage *body, Pm__V1__Reply 
         pmctl_unknown_daemon (ctl, "notify");
         return PMCTL_USAGE;
     }
-    pm_client_t *c = pm_client_new (NULL, endpoint);
+    pm_client_t *c = pmctl_client (ctl, NULL, "notify");
     if (!c) {
         fprintf (stderr, "pmctl: cannot use notify's endpoint %s\n", endpoint);
         return PMCTL_FAIL;

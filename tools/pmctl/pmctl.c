@@ -1074,8 +1074,11 @@ static const pmctl_command_t s_commands[] = {
       "  --dry-run      judge every row against what intake holds and report what the\n"
       "                 import would do (created, updated, unchanged, rejected);\n"
       "                 nothing is written\n"
-      "  --chunk ROWS   rows per request (1 to 10000, default 500)\n"
-      "  --inflight N   requests in flight at once (1 to 64, default 4)" },
+      "Without --chunk and --inflight it paces itself: from 4 requests of 500 rows\n"
+      "in flight up to 16 of 2,000 while intake answers quickly, fewer when it\n"
+      "does not (larger batches cost intake less per row).\n"
+      "  --chunk ROWS   rows per request (1 to 10000), fixed\n"
+      "  --inflight N   requests in flight at once (1 to 64), fixed" },
     { "unit", pmctl_unit, "UNIT_ID",
       "one unit's whole move-in case, each daemon's part\n"
       "\n"
@@ -1106,7 +1109,7 @@ static const pmctl_command_t s_commands[] = {
     { "keys", pmctl_keys, "NAME [--dir DIR]",
       "a CurveZMQ key pair for a daemon, pmctl or an integration\n"
       "\n"
-      "Writes DIR/NAME.key (default ${home}/keys; mode 0600, never overwritten) and\n"
+      "Writes DIR/NAME.curve (default ${home}/keys; mode 0600, never overwritten) and\n"
       "prints its public key with where each part goes: the daemon's\n"
       "curve_secret_file, the others' curve_public_key for it, and the line for\n"
       "the allow-list ([general] curve_allow) of the daemons a client talks to.\n"

@@ -42,7 +42,7 @@ pmctl_ask (const pmctl_t *ctl, void *zctx, pmctl_ask_t *asks, size_t n, int time
             a->why = "this pmctl knows no such method";
             continue;
         }
-        a->client = pm_client_new (zctx, endpoint);
+        a->client = pmctl_client (ctl, zctx, a->daemon);
         if (!a->client) {
             a->why = "its endpoint is unusable";
             continue;

@@ -77,7 +77,8 @@ s_entry (pmt_fixture_t *f, uint64_t pos)
         snprintf (out.type, sizeof out.type, "%s", e.type);
         snprintf (out.unit, sizeof out.unit, "%s", e.unit_id);
         out.seq = e.seq;
-        out.json = strndup (e.json, e.json_len);
+        size_t n;
+        out.json = gw_entry_json (&e, &n); /* rendered when served, as the stream and webhooks do */
     }
     pm_txn_abort (&t);
     return out;

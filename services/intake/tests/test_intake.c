@@ -27,6 +27,7 @@ typedef struct {
     struct ev_loop *loop;
     pm_daemon_t *d;
     int map_mb;       /* [intake] map_size_mb */
+    char extra[512];  /* more [intake] lines */
     unsigned next_id; /* request ids */
 } s_fixture_t;
 
@@ -92,8 +93,8 @@ s_masked_id (char *out, const char *id)
 
 /* --- the daemon -------------------------------------------------------------- */
 
-static void
-s_daemon_start (s_fixture_t *f)
+static pm_daemon_t *
+s_daemon_try (s_fixture_t *f)
 {
     char *text = NULL;
     char *err = NULL;
@@ -107,17 +108,25 @@ s_daemon_start (s_fixture_t *f)
                   "map_size_mb = %d\n"
                   "key_file = %s\n"
                   "max_owners_per_unit = 3\n"
+                  "%s\n"
                   "[inspection]\ncommand = ipc://%s/in.cmd\nevents = ipc://%s/in.pub\n"
                   "[billing]\ncommand = ipc://%s/b.cmd\nevents = ipc://%s/b.pub\n"
                   "[notify]\ncommand = ipc://%s/n.cmd\nevents = ipc://%s/n.pub\n",
-                  f->dir, f->dir, f->data, f->map_mb, f->key_file, f->dir, f->dir, f->dir, f->dir, f->dir, f->dir)
+                  f->dir, f->dir, f->data, f->map_mb, f->key_file, f->extra, f->dir, f->dir, f->dir, f->dir, f->dir,
+                  f->dir)
         < 0)
         abort ();
     pm_config_t *cfg = pm_config_load_string (text, "test.conf", &err);
     free (text);
     if (!cfg)
         fail_msg ("config: %s", err ? err : "?");
-    f->d = pm_daemon_new (&intake_spec, cfg, f->loop);
+    return pm_daemon_new (&intake_spec, cfg, f->loop);
+}
+
+static void
+s_daemon_start (s_fixture_t *f)
+{
+    f->d = s_daemon_try (f);
     assert_non_null (f->d);
 }
 
@@ -515,6 +524,111 @@ test_each_new_unit_emits_one_event (void **state)
     }
     assert_null (s_outbox_event (f, n + 1, NULL, NULL));
     s_import_free (&m);
+}
+
+/* A key file that is not exactly a key (another file put there, e.g. a
+ * CurveZMQ key pair) is refused: using its first bytes would seal with a key
+ * nobody keeps. */
+static Pm__V1__IntakeSealRotateReply *
+s_rotate (s_fixture_t *f, const char *id, uint32_t max)
+{
+    Pm__V1__IntakeSealRotateRequest body = PM__V1__INTAKE_SEAL_ROTATE_REQUEST__INIT;
+    body.max = max;
+    Pm__V1__Reply *r = pmt_call_expect (f->d, id, "intake.seal.rotate", &body.base, PM__V1__STATUS__OK);
+    return r->intake_seal_rotate;
+}
+
+/* Rotating the sealing key: the old key opens what it sealed until
+ * intake.seal.rotate has sealed everything again with the new one; then the
+ * old key can go, and every ID number still opens. */
+static void
+test_sealing_key_rotation (void **state)
+{
+    s_fixture_t *f = *state;
+    s_import_t *m = s_import_new (f, "import:rot", "rot.csv");
+    for (unsigned i = 0; i < 5; i++)
+        s_import_std_row (m, i);
+    assert_int_equal (s_import_ok (f, m)->created, 5);
+    s_import_free (&m);
+    Pm__V1__IntakeUnitGetReply *before;
+    s_unit_ok (f, "E01/1/0101", &before);
+    char masked[64];
+    snprintf (masked, sizeof masked, "%s", before->id_numbers_masked[0]);
+
+    /* a new key; the old one kept aside, named in old_key_files */
+    pm_daemon_destroy (&f->d);
+    char *old = NULL;
+    if (asprintf (&old, "%s/old.key", f->dir) < 0)
+        abort ();
+    assert_int_equal (rename (f->key_file, old), 0);
+    snprintf (f->extra, sizeof f->extra, "old_key_files = %s", old);
+    s_daemon_start (f); /* makes the new key */
+    Pm__V1__IntakeUnitGetReply *during;
+    s_unit_ok (f, "E01/1/0101", &during);
+    assert_string_equal (during->id_numbers_masked[0], masked); /* the old key still opens it */
+    unsigned resealed = 0, calls = 0;
+    Pm__V1__IntakeSealRotateReply *r;
+    do {
+        char id[32];
+        snprintf (id, sizeof id, "rotate-%u", calls++);
+        r = s_rotate (f, id, 2); /* two units a call: the cursor carries over */
+        resealed += r->resealed;
+        assert_int_equal (r->unopenable, 0);
+        assert_true (calls < 20);
+    } while (!r->done);
+    assert_int_equal (resealed, 5);
+
+    /* without the old key, everything still opens */
+    pm_daemon_destroy (&f->d);
+    f->extra[0] = '\0';
+    s_daemon_start (f);
+    Pm__V1__IntakeUnitGetReply *after;
+    s_unit_ok (f, "E01/1/0101", &after);
+    assert_string_equal (after->id_numbers_masked[0], masked);
+    r = s_rotate (f, "rotate-final", 100); /* a whole clean pass */
+    assert_true (r->done);
+    assert_int_equal (r->resealed, 0);
+    /* an old key that is not there is an error at start, never a new key */
+    pm_daemon_destroy (&f->d);
+    snprintf (f->extra, sizeof f->extra, "old_key_files = %s/nosuch.key", f->dir);
+    pmt_log_start ();
+    assert_null (s_daemon_try (f));
+    assert_true (pmt_log_has ("an old key is never created"));
+    pmt_log_stop ();
+    f->extra[0] = '\0';
+    s_daemon_start (f);
+    free (old);
+}
+
+static void
+test_wrong_key_file_is_refused (void **state)
+{
+    s_fixture_t *f = *state;
+    pm_daemon_destroy (&f->d);
+    FILE *k = fopen (f->key_file, "w");
+    assert_non_null (k);
+    fputs ("# pm CurveZMQ key pair of intake: keep this file secret\npublic-key = 0123456789\n", k);
+    fclose (k);
+    free (f->data);
+    if (asprintf (&f->data, "%s/intake-wrongkey", f->dir) < 0)
+        abort ();
+    char *text = NULL, *err = NULL;
+    if (asprintf (&text, "[general]\n[intake]\ncommand = ipc://%s/i.cmd\nevents = ipc://%s/i.pub\ndata = %s\n"
+                         "key_file = %s\n[inspection]\ncommand = ipc://%s/in.cmd\nevents = ipc://%s/in.pub\n"
+                         "[billing]\ncommand = ipc://%s/b.cmd\nevents = ipc://%s/b.pub\n"
+                         "[notify]\ncommand = ipc://%s/n.cmd\nevents = ipc://%s/n.pub\n",
+                  f->dir, f->dir, f->data, f->key_file, f->dir, f->dir, f->dir, f->dir, f->dir, f->dir)
+        < 0)
+        abort ();
+    pm_config_t *cfg = pm_config_load_string (text, "test.conf", &err);
+    free (text);
+    assert_non_null (cfg);
+    pmt_log_start ();
+    f->d = pm_daemon_new (&intake_spec, cfg, f->loop);
+    bool said = pmt_log_has ("expected a 32-byte");
+    pmt_log_stop ();
+    assert_null (f->d);
+    assert_true (said);
 }
 
 static void
@@ -1481,6 +1595,8 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown (test_valid_rows_create_units, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_each_new_unit_emits_one_event, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_wrong_key_file_is_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_sealing_key_rotation, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_id_number_sealed_and_shown_masked, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reimport_changes_nothing, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_retried_request_id_gets_stored_reply, s_setup, s_teardown),
