@@ -143,7 +143,7 @@ typedef struct {
     uint64_t last_seq;
     long hwm_kb, anon_max_kb, anon_kb, rss_kb;
     double cpu_s;                     /* user + system so far */
-    double written_mb;                /* /proc/PID/io write_bytes so far, MiB */
+    double written_mb;                /* written with write(2)/pwrite(2) so far (/proc/PID/io wchar), MiB */
 } s_daemon_t;
 
 /* What a phase did. */
@@ -189,6 +189,9 @@ struct s_bench {
     s_phase_t ph[P_N];
     int64_t msgs_sent;                /* notify_sent_total at the end */
     uint64_t pending, sending;        /* notify's at the last sync poll */
+    char lag[160];                    /* the last sync's last lagging consumer */
+    char id_prefix[27];               /* request ids: a ULID of the run's start, then a counter */
+    uint64_t ids;
 };
 
 static volatile sig_atomic_t s_interrupted;
@@ -433,7 +436,7 @@ s_sample (s_daemon_t *d)
     if (f) {
         while (fgets (line, sizeof line, f)) {
             unsigned long long v;
-            if (sscanf (line, "write_bytes: %llu", &v) == 1)
+            if (sscanf (line, "wchar: %llu", &v) == 1) /* write_bytes counts whole folios dirtied */
                 d->written_mb = (double) v / 1048576.0;
         }
         fclose (f);
@@ -502,6 +505,7 @@ s_write_config (s_bench_t *b)
         s_addf (&staff, "L%03d,%s工,137%04d0000,G%03d,工程%03d组,lead,%s,water;electric;civil;general;elevator,yes\n",
                 e, s_surnames[e % 20], e, e, e, id);
         s_addf (&nstaff, "L%03d team_lead %s G%03d 137%04d0000 -\n", e, id, e, e);
+        s_addf (&nstaff, "L%03d technician %s G%03d 137%04d0000 -\n", e, id, e, e); /* leads repair too */
         s_addf (&nstaff, "M%03d manager %s - 137%04d0009 -\n", e, id, e);
         for (int t = 1; t <= 4; t++) {
             s_addf (&staff, "T%03d%d,%s师傅,137%04d000%d,G%03d,工程%03d组,technician,%s,"
@@ -628,9 +632,10 @@ s_clock (s_bench_t *b, const char *t)
     return true;
 }
 
-/* Every daemon's last committed seq (ops.ping) into seq[]. */
+/* Every daemon's ops.ping: its last committed seq into seq[], and where each
+ * stands in its upstreams (applied[consumer][upstream], -1: not consumed). */
 static bool
-s_seqs (s_bench_t *b, uint64_t seq[D_N])
+s_ping_all (s_bench_t *b, uint64_t seq[D_N], int64_t applied[D_N][D_N])
 {
     for (int i = 0; i < D_N; i++) {
         Pm__V1__Reply *r = s_ctl (b, i, "ops.ping", NULL, 30000);
@@ -642,69 +647,74 @@ s_seqs (s_bench_t *b, uint64_t seq[D_N])
         }
         seq[i] = r->ops_ping->last_seq;
         b->d[i].last_seq = seq[i];
+        for (int u = 0; applied && u < D_N; u++) {
+            applied[i][u] = -1;
+            for (size_t k = 0; k < r->ops_ping->n_upstreams; k++)
+                if (strcmp (r->ops_ping->upstreams[k]->source, s_dname[u]) == 0)
+                    applied[i][u] = (int64_t) r->ops_ping->upstreams[k]->applied_seq;
+        }
         pm__v1__reply__free_unpacked (r, NULL);
     }
     return true;
 }
 
-static int
-s_daemon_index (const char *name)
+static bool
+s_seqs (s_bench_t *b, uint64_t seq[D_N])
 {
-    for (int i = 0; i < D_N; i++)
-        if (strcmp (s_dname[i], name) == 0)
-            return i;
-    return -1;
+    return s_ping_all (b, seq, NULL);
 }
 
-/* Waits until every daemon has applied every event of its upstreams, and
- * the domain daemons no longer move (notify's dispatcher may still be
- * sending). drain: until notify has sent everything that is due, too. */
+/* notify's messages waiting (PENDING) and at the gateway (SENDING). */
+static bool
+s_notify_waiting (s_bench_t *b)
+{
+    Pm__V1__Reply *r = s_ctl (b, D_NOTIFY, "ops.metrics", NULL, 30000);
+    if (!r || r->body_case != PM__V1__REPLY__BODY_OPS_METRICS) {
+        s_die ("notify did not answer ops.metrics");
+        if (r)
+            pm__v1__reply__free_unpacked (r, NULL);
+        return false;
+    }
+    for (size_t k = 0; k < r->ops_metrics->n_metrics; k++) {
+        const Pm__V1__Metric *m = r->ops_metrics->metrics[k];
+        if (strcmp (m->name, "notify_messages") != 0)
+            continue;
+        if (strcmp (m->labels, "state=\"PENDING\"") == 0)
+            b->pending = (uint64_t) m->value;
+        else if (strcmp (m->labels, "state=\"SENDING\"") == 0)
+            b->sending = (uint64_t) m->value;
+        else if (strcmp (m->labels, "state=\"SENT\"") == 0)
+            b->msgs_sent = (int64_t) m->value;
+    }
+    pm__v1__reply__free_unpacked (r, NULL);
+    return true;
+}
+
+/* Waits until every daemon has applied every event of its upstreams (as
+ * pmctl sync does, from ops.ping), and the domain daemons no longer move
+ * (notify's dispatcher may still be sending). drain: until notify has sent
+ * everything that is due, too. The last edge to catch up goes to b->lag. */
 static bool
 s_sync (s_bench_t *b, bool drain)
 {
     int64_t deadline = pm_mono_ms () + S_SYNC_S * 1000;
     uint64_t seq[D_N], again[D_N];
-    char lag[512] = "";
+    int64_t applied[D_N][D_N];
+    char lag[sizeof b->lag] = "";
     while (!s_interrupted) {
         s_sample_all (b);
-        if (!s_seqs (b, seq))
+        if (!s_ping_all (b, seq, applied))
             return false;
-        bool behind = false;
-        lag[0] = '\0';
         size_t used = 0;
-        for (int c = 0; c < D_N; c++) {
-            Pm__V1__Reply *r = s_ctl (b, c, "ops.metrics", NULL, 30000);
-            if (!r || r->body_case != PM__V1__REPLY__BODY_OPS_METRICS) {
-                s_die ("%s did not answer ops.metrics", s_dname[c]);
-                if (r)
-                    pm__v1__reply__free_unpacked (r, NULL);
-                return false;
-            }
-            for (size_t k = 0; k < r->ops_metrics->n_metrics; k++) {
-                const Pm__V1__Metric *m = r->ops_metrics->metrics[k];
-                if (strcmp (m->name, "pm_consumer_applied_seq") == 0) {
-                    char src[32] = "";
-                    sscanf (m->labels, "source=\"%31[^\"]\"", src);
-                    int u = s_daemon_index (src);
-                    if (u >= 0 && (uint64_t) m->value < seq[u]) {
-                        behind = true;
-                        if (used < sizeof lag)
-                            used += (size_t) snprintf (lag + used, sizeof lag - used, " %s has %s:%.0f of %" PRIu64,
-                                                       s_dname[c], src, m->value, seq[u]);
-                    }
-                }
-                else if (c == D_NOTIFY && strcmp (m->name, "notify_messages") == 0) {
-                    if (strcmp (m->labels, "state=\"PENDING\"") == 0)
-                        b->pending = (uint64_t) m->value;
-                    else if (strcmp (m->labels, "state=\"SENDING\"") == 0)
-                        b->sending = (uint64_t) m->value;
-                    else if (strcmp (m->labels, "state=\"SENT\"") == 0)
-                        b->msgs_sent = (int64_t) m->value;
-                }
-            }
-            pm__v1__reply__free_unpacked (r, NULL);
-        }
-        if (!behind && (!drain || (b->pending == 0 && b->sending == 0))) {
+        lag[0] = '\0';
+        for (int c = 0; c < D_N; c++)
+            for (int u = 0; u < D_N; u++)
+                if (applied[c][u] >= 0 && (uint64_t) applied[c][u] < seq[u] && used < sizeof lag)
+                    used += (size_t) snprintf (lag + used, sizeof lag - used, "%s%s has %s:%" PRId64 " of %" PRIu64,
+                                               used ? ", " : "", s_dname[c], s_dname[u], applied[c][u], seq[u]);
+        if (lag[0])
+            snprintf (b->lag, sizeof b->lag, "%s", lag);
+        if (!lag[0] && (!drain || (s_notify_waiting (b) && b->pending == 0 && b->sending == 0))) {
             if (!s_seqs (b, again))
                 return false;
             bool still = true;
@@ -715,11 +725,11 @@ s_sync (s_bench_t *b, bool drain)
                 return true;
         }
         if (pm_mono_ms () > deadline) {
-            s_die ("not in sync after %d s:%s%s", S_SYNC_S, lag,
+            s_die ("not in sync after %d s: %s%s", S_SYNC_S, lag,
                    drain && (b->pending || b->sending) ? " (notify still has messages to send)" : "");
             return false;
         }
-        usleep (10000);
+        usleep (drain ? 50000 : 10000);
     }
     return false;
 }
@@ -780,12 +790,20 @@ s_unit_init (s_bench_t *b, int e, int k)
 
 /* --- requests in flight --------------------------------------------------------- */
 
+/* A new request id: time-ordered like pm_request_id's ULIDs (the run's start,
+ * then a counter), without a getrandom() per request. */
+static void
+s_request_id (s_bench_t *b, char id[40])
+{
+    snprintf (id, 40, "%s%012" PRIu64, b->id_prefix, ++b->ids);
+}
+
 /* Sends method with body to daemon i for f's job. */
 static void
 s_send (s_bench_t *b, s_flight_t *f, int i, const char *method, ProtobufCMessage *body)
 {
-    char id[27];
-    pm_request_id (id);
+    char id[40];
+    s_request_id (b, id);
     Pm__V1__Request req = PM__V1__REQUEST__INIT;
     req.id = id;
     req.method = (char *) method;
@@ -1226,13 +1244,14 @@ s_phase (s_bench_t *b, int phase, int *subjects, int njobs, s_step_fn fn, double
 {
     s_phase_begin (b, phase);
     int64_t end = s_run (b, subjects, njobs, fn, rate);
+    b->lag[0] = '\0';
     bool ok = !s_interrupted && (!sync || s_sync (b, false));
     s_phase_end (b, phase, end);
     s_phase_t *p = &b->ph[phase];
     double secs = (double) (p->t1_us - p->t0_us) / 1e6;
-    fprintf (stderr, "  %-14s %7zu commands in %6.2f s (%8.0f/s), p99 %6.1f ms; in sync %5.2f s later%s\n",
+    fprintf (stderr, "  %-14s %7zu commands in %6.2f s (%8.0f/s), p99 %6.1f ms; in sync %5.2f s later%s%s%s\n",
              s_pname[phase], p->nlat, secs, secs > 0 ? (double) p->nlat / secs : 0, s_ms_at (p->lat_us, p->nlat, 0.99),
-             (double) p->sync_us / 1e6, p->failed ? " (FAILURES)" : "");
+             (double) p->sync_us / 1e6, p->failed ? " (FAILURES)" : "", b->lag[0] ? "; last behind: " : "", b->lag);
     return ok && p->failed == 0;
 }
 
@@ -1310,18 +1329,56 @@ s_half (s_bench_t *b, double rate)
     return ok;
 }
 
+/* Prints every non-empty queue of every daemon (ops.queues): after a
+ * complete move-in, work left waiting on people is worth a look. */
+static void
+s_print_queues (s_bench_t *b)
+{
+    for (int i = 0; i < D_N; i++) {
+        Pm__V1__OpsQueuesRequest body = PM__V1__OPS_QUEUES_REQUEST__INIT;
+        body.limit = 2;
+        Pm__V1__Reply *r = s_ctl (b, i, "ops.queues", &body.base, 30000);
+        if (!r || r->body_case != PM__V1__REPLY__BODY_OPS_QUEUES) {
+            if (r)
+                pm__v1__reply__free_unpacked (r, NULL);
+            continue;
+        }
+        for (size_t q = 0; q < r->ops_queues->n_queues; q++) {
+            const Pm__V1__Queue *qu = r->ops_queues->queues[q];
+            if (!qu->count)
+                continue;
+            printf ("queue %s/%s: %" PRIu64 "", s_dname[i], qu->name, qu->count);
+            for (size_t k = 0; k < qu->n_items; k++)
+                printf ("%s %s: %s", k ? ";" : " e.g.", qu->items[k]->key, qu->items[k]->reason);
+            printf ("\n");
+        }
+        pm__v1__reply__free_unpacked (r, NULL);
+    }
+}
+
 /* --- the report --------------------------------------------------------------------- */
 
 /* A daemon's runtime metrics at the end. */
 typedef struct {
-    double used_bytes, commit_p50, commit_p99, commit_max, batch_mean, batch_max, turn_p99, turn_max;
+    double used_bytes, commit_p50, commit_p99, commit_max, batch_mean, batch_max, turn_p99, turn_max, commits;
     char states[256];                 /* notify: its messages by state */
+    double metrics_ms;                /* what one ops.metrics call took (median of 5) */
 } s_rt_t;
 
 static void
 s_runtime (s_bench_t *b, int i, s_rt_t *rt)
 {
     memset (rt, 0, sizeof *rt);
+    int64_t took[5];
+    for (int k = 0; k < 5; k++) {
+        int64_t t0 = pm_mono_us ();
+        Pm__V1__Reply *x = s_ctl (b, i, "ops.metrics", NULL, 30000);
+        took[k] = pm_mono_us () - t0;
+        if (x)
+            pm__v1__reply__free_unpacked (x, NULL);
+    }
+    qsort (took, 5, sizeof took[0], s_cmp);
+    rt->metrics_ms = (double) took[2] / 1000.0;
     Pm__V1__Reply *r = s_ctl (b, i, "ops.metrics", NULL, 30000);
     if (!r || r->body_case != PM__V1__REPLY__BODY_OPS_METRICS)
         goto done;
@@ -1330,6 +1387,7 @@ s_runtime (s_bench_t *b, int i, s_rt_t *rt)
         if (strcmp (m->name, "pm_map_used_bytes") == 0)
             rt->used_bytes = m->value;
         else if (strcmp (m->name, "pm_commit_us") == 0) {
+            rt->commits = (double) m->count;
             rt->commit_p50 = m->p50;
             rt->commit_p99 = m->p99;
             rt->commit_max = m->max;
@@ -1415,14 +1473,18 @@ s_report (s_bench_t *b, const s_rt_t rt[D_N], int defective, double lmdb_before,
                 (double) ph->sync_us / 1e6, ph->cpu[0], ph->cpu[1], ph->cpu[2], ph->cpu[3], ph->cpu[4], ph->cpu[5],
                 ph->wr[0], ph->wr[1], ph->wr[2], ph->wr[3], ph->wr[4], ph->wr[5]);
     }
-    printf ("\n%-11s %9s %9s %9s %9s %9s %9s %10s %10s %10s %11s\n", "daemon", "CPU s", "peak RSS", "RssAnon",
-            "max anon", "LMDB MiB", "written", "events", "batch mean", "commit p99", "turn p99/max");
+    printf ("\n%-11s %7s %9s %9s %9s %9s %8s %9s %8s %6s %14s %11s\n", "daemon", "CPU s", "peak RSS", "RssAnon",
+            "max anon", "LMDB MiB", "written", "events", "commits", "batch", "commit p50/p99", "turn p99/max");
     for (int i = 0; i < D_N; i++) {
-        printf ("%-11s %9.1f %7.1fMi %7.1fMi %7.1fMi %9.1f %7.0fMi %10" PRIu64 " %10.1f %8.1fms %5.0f/%.0fms\n",
+        printf ("%-11s %7.1f %7.1fMi %7.1fMi %7.1fMi %9.1f %6.0fMi %9" PRIu64 " %8.0f %6.0f %6.1f/%5.1fms %5.0f/%.0fms\n",
                 s_dname[i], b->d[i].cpu_s, b->d[i].hwm_kb / 1024.0, b->d[i].anon_kb / 1024.0,
-                b->d[i].anon_max_kb / 1024.0, rt[i].used_bytes / 1048576.0, b->d[i].written_mb, b->d[i].last_seq, rt[i].batch_mean, rt[i].commit_p99 / 1000.0,
+                b->d[i].anon_max_kb / 1024.0, rt[i].used_bytes / 1048576.0, b->d[i].written_mb, b->d[i].last_seq,
+                rt[i].commits, rt[i].batch_mean, rt[i].commit_p50 / 1000.0, rt[i].commit_p99 / 1000.0,
                 rt[i].turn_p99 / 1000.0, rt[i].turn_max / 1000.0);
     }
+    printf ("ops.metrics takes");
+    for (int i = 0; i < D_N; i++)
+        printf (" %s %.1f ms%s", s_dname[i], rt[i].metrics_ms, i + 1 < D_N ? "," : "\n");
     printf ("the bench's own CPU: %.1f s; notify's messages: %s\n", self_cpu, rt[D_NOTIFY].states);
     const s_phase_t *h = &b->ph[P_HALF];
     if (h->ran) {
@@ -1447,7 +1509,7 @@ s_usage (FILE *f)
                 "\n"
                 "  --estates E       estates moved in (default 100)\n"
                 "  --units U         units per estate, a multiple of 100 (default 1000)\n"
-                "  --inflight K      requests in flight (default 256)\n"
+                "  --inflight K      requests in flight (default 2048)\n"
                 "  --defect-every N  one unit in N has 1-3 defects (default 5; 0: none)\n"
                 "  --half-estates H  estates of the half-peak latency run (default E/10, at least 1; 0: no run)\n"
                 "  --dir DIR         where the temp PM_HOME goes (default /tmp)\n"
@@ -1483,7 +1545,7 @@ main (int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    s_bench_t b = { .estates = 100, .units = 1000, .inflight = 256, .defect_every = 5, .half_estates = -1 };
+    s_bench_t b = { .estates = 100, .units = 1000, .inflight = 2048, .defect_every = 5, .half_estates = -1 };
     const char *base = "/tmp";
     bool ok = true;
     int opt;
@@ -1538,6 +1600,8 @@ main (int argc, char **argv)
     bool half_ok = true;
     b.zctx = zmq_ctx_new ();
     b.fl = pm_inflight_new (S_RETRY_MS);
+    pm_request_id (b.id_prefix);
+    b.id_prefix[14] = '\0'; /* its time (10) and 4 random characters */
 
     fprintf (stderr, "pm-movein-bench: %d estates x %d units (%d with defects) in %s\n", b.estates, b.units, defective,
              b.dir);
@@ -1583,6 +1647,7 @@ report:
         s_seqs (&b, seq);
         for (int i = 0; i < D_N; i++)
             s_runtime (&b, i, &rt[i]);
+        s_print_queues (&b);
         s_stop (&b); /* the raw LMDB rate after, with the daemons stopped */
         lmdb_after = s_lmdb_rate (b.dir, "raw-after", S_LMDB_COMMITS);
         s_report (&b, rt, defective, lmdb_before, lmdb_after, zmq_rate, zmq_lost, peak, half_ok);
