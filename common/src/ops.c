@@ -245,6 +245,17 @@ s_builtin_ping (pm_ctx_t *ctx, pm_txn_t *txn, const Pm__V1__Request *req, pm_out
     r->now_ms = pm_clock_now_ms (d->clock);
     r->started_ms = d->started_ms;
     r->metrics_url = d->metrics_url ? d->metrics_url : "";
+    if (d->nups) {
+        r->upstreams = pm_arena_alloc (ctx->arena, (size_t) d->nups * sizeof *r->upstreams);
+        for (int i = 0; i < d->nups; i++) {
+            Pm__V1__UpstreamPosition *p = pm_arena_alloc (ctx->arena, sizeof *p);
+            pm__v1__upstream_position__init (p);
+            p->source = (char *) d->ups[i].name;
+            p->applied_seq = d->ups[i].applied;
+            p->following = d->ups[i].state == UP_FOLLOW;
+            r->upstreams[r->n_upstreams++] = p;
+        }
+    }
     pm_reply_body (out, &r->base);
     return pm_reply (out, PM__V1__STATUS__OK, "%s is up", d->name);
 }

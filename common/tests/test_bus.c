@@ -127,6 +127,42 @@ test_late_subscriber_gets_everything_by_replay (void **state)
     free (v);
 }
 
+/* ops.ping on the subscriber over its socket (the loops turned meanwhile). */
+static Pm__V1__Reply *
+s_ping_sub (fx_t *f)
+{
+    char ep[512], id[27];
+    snprintf (ep, sizeof ep, "ipc://%s/sub.cmd", f->dir);
+    pm_client_t *c = pm_client_new (NULL, ep);
+    pm_request_id (id);
+    Pm__V1__Request req = PM__V1__REQUEST__INIT;
+    req.id = id;
+    req.method = "ops.ping";
+    assert_int_equal (pm_client_send (c, &req), PM_OK);
+    Pm__V1__Reply *r = NULL;
+    SPIN_UNTIL (f, pm_client_recv (c, 0, &r) == PM_OK);
+    pm_client_destroy (&c);
+    return r;
+}
+
+/* ops.ping says where a consumer stands in each upstream, so that a sync
+ * (pmctl sync, the move-in bench) needs no rendering of every metric. */
+static void
+test_ping_reports_upstream_positions (void **state)
+{
+    fx_t *f = *state;
+    s_put (f, "early", 30);
+    s_start_sub (f);
+    SPIN_UNTIL (f, pm_daemon_applied (f->sub, "pub") == 30);
+    Pm__V1__Reply *r = s_ping_sub (f);
+    assert_int_equal (r->body_case, PM__V1__REPLY__BODY_OPS_PING);
+    assert_int_equal (r->ops_ping->n_upstreams, 1);
+    assert_string_equal (r->ops_ping->upstreams[0]->source, "pub");
+    assert_int_equal (r->ops_ping->upstreams[0]->applied_seq, 30);
+    assert_true (r->ops_ping->upstreams[0]->following);
+    pm__v1__reply__free_unpacked (r, NULL);
+}
+
 static double
 s_replays (fx_t *f)
 {
@@ -409,6 +445,7 @@ main (void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test (test_event_peek_reads_seq_and_type),
         cmocka_unit_test_setup_teardown (test_late_subscriber_gets_everything_by_replay, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_ping_reports_upstream_positions, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_live_events_follow, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_restarted_subscriber_applies_each_event_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_lost_last_event_is_found_by_heartbeat, s_setup, s_teardown),

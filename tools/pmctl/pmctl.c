@@ -826,20 +826,16 @@ s_cmd_clock (pmctl_t *ctl, int argc, char **argv)
 
 /* --- sync ------------------------------------------------------------------------- */
 
-/* The applied seq a consumer reports for source (its metric
- * pm_consumer_applied_seq{source="..."}), or -1 when it does not consume it. */
+/* The applied seq a consumer reports for source in its ops.ping, or -1 when
+ * it does not consume it. */
 static int64_t
 s_applied_seq (const Pm__V1__Reply *r, const char *source)
 {
-    char labels[128];
-    snprintf (labels, sizeof labels, "source=\"%s\"", source);
-    if (!r || r->body_case != PM__V1__REPLY__BODY_OPS_METRICS)
+    if (!r || r->body_case != PM__V1__REPLY__BODY_OPS_PING)
         return -1;
-    for (size_t i = 0; i < r->ops_metrics->n_metrics; i++) {
-        const Pm__V1__Metric *m = r->ops_metrics->metrics[i];
-        if (strcmp (m->name, "pm_consumer_applied_seq") == 0 && strcmp (m->labels, labels) == 0)
-            return (int64_t) m->value;
-    }
+    for (size_t i = 0; i < r->ops_ping->n_upstreams; i++)
+        if (strcmp (r->ops_ping->upstreams[i]->source, source) == 0)
+            return (int64_t) r->ops_ping->upstreams[i]->applied_seq;
     return -1;
 }
 
@@ -868,29 +864,24 @@ s_cmd_sync (pmctl_t *ctl, int argc, char **argv)
     s_target_t *ping = s_targets (ctl, NULL, 0, &n, &code);
     if (!ping)
         return code;
-    s_target_t *met = s_targets (ctl, NULL, 0, &n, &code);
-    if (!met) {
-        free (ping);
-        return code;
-    }
     void *zctx = zmq_ctx_new ();
     int64_t deadline = pm_mono_ms () + wait_s * 1000;
     char lag[512];
     for (;;) {
+        /* every daemon's ops.ping: its last seq, and where it stands in each upstream */
         s_fan_out (ctl, zctx, ping, n, "ops.ping", NULL, ctl->timeout_ms, pmctl_retry_ms (ctl));
-        s_fan_out (ctl, zctx, met, n, "ops.metrics", NULL, ctl->timeout_ms, pmctl_retry_ms (ctl));
         size_t used = 0;
         bool down = false;
         lag[0] = '\0';
         for (size_t i = 0; i < n; i++)
-            down |= !ping[i].reply || !met[i].reply;
+            down |= !ping[i].reply || ping[i].reply->body_case != PM__V1__REPLY__BODY_OPS_PING;
         for (size_t c = 0; c < n && !down; c++)
             for (size_t u = 0; u < n; u++) {
-                int64_t applied = s_applied_seq (met[c].reply, ping[u].daemon);
+                int64_t applied = s_applied_seq (ping[c].reply, ping[u].daemon);
                 uint64_t last = ping[u].reply->ops_ping->last_seq;
                 if (applied >= 0 && (uint64_t) applied < last && used < sizeof lag)
                     used += (size_t) snprintf (lag + used, sizeof lag - used, "%s%s has %s:%lld of %llu",
-                                               used ? ", " : "", met[c].daemon, ping[u].daemon,
+                                               used ? ", " : "", ping[c].daemon, ping[u].daemon,
                                                (long long) applied, (unsigned long long) last);
             }
         if (!down && !lag[0]) {
@@ -902,7 +893,7 @@ s_cmd_sync (pmctl_t *ctl, int argc, char **argv)
         }
         if (pm_mono_ms () >= deadline) {
             for (size_t i = 0; i < n; i++)
-                if (!ping[i].reply || !met[i].reply)
+                if (!ping[i].reply)
                     fprintf (stderr, "pmctl: %s did not answer at %s\n", ping[i].daemon, ping[i].endpoint);
             if (lag[0])
                 fprintf (stderr, "pmctl: not in sync after %llds: %s\n", (long long) wait_s, lag);
@@ -911,17 +902,13 @@ s_cmd_sync (pmctl_t *ctl, int argc, char **argv)
         }
         for (size_t i = 0; i < n; i++) { /* ask again */
             pm_client_destroy (&ping[i].client);
-            pm_client_destroy (&met[i].client);
             if (ping[i].reply)
                 pm__v1__reply__free_unpacked (ping[i].reply, NULL);
-            if (met[i].reply)
-                pm__v1__reply__free_unpacked (met[i].reply, NULL);
-            ping[i].reply = met[i].reply = NULL;
+            ping[i].reply = NULL;
         }
         zmq_poll (NULL, 0, 50); /* polling interval */
     }
     s_targets_free (ping, n);
-    s_targets_free (met, n);
     zmq_ctx_term (zctx);
     return code;
 }
