@@ -87,6 +87,12 @@ test_quiet_hours_defer_sms_until_morning (void **state)
     /* email is not held back by quiet hours */
     assert_string_equal (nt_message (t, UNIT, "move_in_notice", "email", NULL)->state, "PENDING");
     assert_int_equal (nt_metric (t, "notify_deferred_total", "reason=\"quiet_hours\""), 1);
+    /* what is due now: the email, not the deferred SMS; at 08:00 the SMS too */
+    assert_int_equal (nt_metric (t, "notify_backlog", "channel=\"sms\""), 1);
+    assert_int_equal (nt_metric (t, "notify_due", "channel=\"sms\""), 0);
+    assert_int_equal (nt_metric (t, "notify_due", "channel=\"email\""), 1);
+    pmt_clock_set (t->f->d, "2026-12-02T00:00:00Z");
+    assert_int_equal (nt_metric (t, "notify_due", "channel=\"sms\""), 1);
 }
 
 static void
