@@ -291,6 +291,8 @@ test_work_orders_reach_technician_and_owner (void **state)
     /* a defect's order: the owner hears from inspection, not of the order */
     nt_apply (t, nt_order (t, "workorder.order.created", UNIT, "WO-E01-000002", PM__V1__ORDER_SOURCE__DEFECT, ""));
     nt_apply (t, nt_order (t, "workorder.order.assigned", UNIT, "WO-E01-000002", PM__V1__ORDER_SOURCE__DEFECT, "王八"));
+    /* ... nor when it is done: it is not the owner's to confirm (the inspector verifies it) */
+    nt_apply (t, nt_order (t, "workorder.order.done", UNIT, "WO-E01-000002", PM__V1__ORDER_SOURCE__DEFECT, "王八"));
     Pm__V1__NotifyUnitGetReply *u = nt_unit_get (t, UNIT);
     int owner_msgs = 0;
     for (size_t i = 0; i < u->n_messages; i++)
