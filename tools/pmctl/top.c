@@ -198,14 +198,20 @@ s_frame (const pmctl_t *ctl, void *zctx, bool clear)
             continue;
         }
         char lag[512] = "";
-        size_t o = 0;
+        size_t o = 0, ups = 0;
+        double behind = 0;
         for (size_t u = 0; u < n; u++) {
             char labels[96];
             snprintf (labels, sizeof labels, "source=\"%s\"", daemons[u]);
             double l = s_metric (m, "pm_consumer_lag", labels);
-            if (l >= 0 && o < sizeof lag - 64)
+            if (l >= 0 && o < sizeof lag - 64) {
                 o += (size_t) snprintf (lag + o, sizeof lag - o, "%s%s %.0f", o ? ", " : "lag: ", daemons[u], l);
+                ups++;
+                behind += l;
+            }
         }
+        if (o > 80 - 25 && behind == 0) /* every upstream, none behind: said in a word, in 80 columns */
+            snprintf (lag, sizeof lag, "lag: 0 behind each of its %zu upstreams", ups);
         s_line ("%-11s up   %6.0f  %s", daemons[i], s_metric (m, "pm_outbox_last_seq", ""), o ? lag : "no upstreams");
         char work[1024] = "";
         o = 0;
