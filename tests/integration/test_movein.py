@@ -122,7 +122,7 @@ class MoveInScenario(unittest.TestCase):
                 if b.startswith("invoice "):  # "invoice INV-E01-000041 open: ¥15,140.12", billing's open amount
                     inv = b.split()[1]
                     self.assertEqual(b, "invoice %s open: ¥%s" % (inv, "{:,.2f}".format(open_fen[inv] / 100)))
-                    self.assertEqual(u["pay"], "unpaid", uid)
+                    self.assertIn(u["pay"], ("unpaid", "partial"), uid)
                 else:
                     self.assertRegex(b, r"^inspection round \d+ failed: \d+ defects? open$")
                     self.assertTrue(u["stuck"], uid)
@@ -130,6 +130,17 @@ class MoveInScenario(unittest.TestCase):
         self.assertEqual(states["KEYS_HANDED"] + states["CHECKED_IN"], len(self.units))
         left = {uid for uid, u in self.units.items() if u["state"] != "KEYS_HANDED"}
         self.assertEqual(left, {uid for uid, u in self.units.items() if u["pay"] == "unpaid" or u["stuck"]})
+        # an owner who paid half at the check-in was blocked on the rest, then got the keys
+        part = [u for u in self.units.values() if u["pay"] == "partial"]
+        self.assertTrue(part)
+        for u in part:
+            if not u["stuck"]:
+                self.assertEqual(u["state"], "KEYS_HANDED")
+                first = [w for _, w in u["did"] if w.startswith("paid ¥")][0].split()[1][1:]
+                rest = "{:,.2f}".format(u["invoice"]["total_fen"] / 100 - float(first))
+                refused = [w for _, w in u["did"] if w.startswith("keys refused: ")]
+                self.assertTrue(refused, u)
+                self.assertIn("invoice %s open: ¥%s" % (u["invoice"]["invoice_id"], rest), refused[0])
         self.assertTrue(any(u["stuck"] for u in self.units.values()), "the batch should have a unit left on defects")
         # the units blocked on the invoice, seen from intake's queue
         q = self.ask("intake", "ops.queues", {"limit": 1000})
@@ -225,12 +236,25 @@ class MoveInScenario(unittest.TestCase):
         templates = collections.Counter(k[2] for k in got)
         for t in ("move_in_notice", "appointment_booked", "appointment_reminder", "appointment_missed",
                   "appointment_moved", "welcome", "inspection_passed", "inspection_failed", "reinspection_due",
-                  "invoice_issued", "payment_receipt", "dunning_reminder", "dunning_letter"):
+                  "invoice_issued", "payment_receipt", "dunning_reminder", "dunning_letter",
+                  "order_created", "order_technician", "order_done"):
             self.assertGreater(templates[t], 0, t)
         # no dead letters (staff's included), nothing due left unsent
         self.assertEqual(self.c.metric("notify", "notify_dead_letters"), 0)
         self.assertEqual(self.c.metric("notify", "notify_due", 'channel="sms"'), 0)
         self.assertEqual(self.c.metric("notify", "notify_due", 'channel="email"'), 0)
+
+    def test_staff_hear_of_their_work_at_once(self):
+        """Every assignment and reopening reaches its technician by name, the hour it happens."""
+        source = {e["id"]: e for e in self.events["workorder"]}
+        staff = [m for m in self.lines if m["template"] in ("order_assigned", "order_reopened")]
+        self.assertTrue(staff)
+        assigned = [e for e in self.of("workorder", "workorder.order.assigned")]
+        self.assertEqual(len([m for m in staff if m["template"] == "order_assigned"]), len(assigned))
+        for m in staff:
+            ev = source[m["idempotency_key"].split("/")[0]]
+            self.assertEqual(m["name"], ev["order"]["technician_name"])
+            self.assertLess(self.sent[m["idempotency_key"]]["at_ms"] - ev["at_ms"], 3_600_000, m)
 
     def test_messages_go_in_order_never_at_night_never_after_settlement(self):
         want = self.expected_messages()
@@ -301,6 +325,11 @@ class MoveInScenario(unittest.TestCase):
         self.assertAlmostEqual(r["on_time_rate"], total["on_time"] / total["due"])
         self.assertAlmostEqual(r["first_pass_rate"], total["first_pass"] / total["confirmed"])
         self.assertLess(total["on_time"], total["due"], "some orders were late")
+        # the owners' satisfaction with their repairs
+        scores = [evs[-1]["order"]["satisfaction"] for evs in orders.values()
+                  if evs[-1]["order"]["state"] == "ARCHIVED" and evs[-1]["order"].get("satisfaction")]
+        self.assertTrue(scores)
+        self.assertEqual((int(r["rated"]), int(r["satisfaction_sum"])), (len(scores), sum(scores)))
         self.assertLess(total["first_pass"], total["confirmed"], "some defects were reopened")
         # 收缴率 (billing.report.collection), from the invoices as they stand
         inv = {}

@@ -264,9 +264,12 @@ class Unit:
         self.reopen = n > 0 and rng.random() < 0.2        # the inspector finds one defect not fixed
         self.late_fix = n > 0 and rng.random() < 0.15     # one order done after the defect's deadline
         self.accept = n > 0 and rng.random() < 0.25       # takes the unit with its defects
+        # after the keys: a repair request (报修) a few days later; some owners reject the first fix
+        self.repair = rng.random() < 0.05
+        self.repair_rejected = self.repair and rng.random() < 0.3
         # one order waits for parts and is not finished by the end: the unit stays blocked on its defects
         self.stuck = n > 0 and not self.accept and rng.random() < 0.12
-        self.pay = rng.choices(["counter", "bank", "late", "unpaid"], weights=[72, 12, 10, 6])[0]
+        self.pay = rng.choices(["counter", "partial", "bank", "late", "unpaid"], weights=[67, 5, 12, 10, 6])[0]
         self.bank_fails = self.pay == "bank" and rng.random() < 0.1
         self.channel = rng.choice(["counter_card", "counter_card", "counter_cash"])
         # filled in as it happens
@@ -279,6 +282,7 @@ class Unit:
         self.checked_in_ms = 0
         self.invoice = None      # {"invoice_id", "total_fen", "due_ms"}
         self.paid_ms = 0
+        self.paid_fen = 0
         self.paid_by = ""
         self.defects = []        # defect ids
         self.inspected = False   # round 1 done
@@ -569,6 +573,7 @@ class MoveIn:
         t = self.now
         self.set_clock(t + 5 * MIN)
         self.pay([u for u in done if u.pay == "counter"], "counter")
+        self.pay([u for u in done if u.pay == "partial"], "counter", part=5000)  # half now, the rest later
         self.set_clock(t + 10 * MIN)
         self.inspect_first([u for u in done])
         self.settle()
@@ -577,20 +582,31 @@ class MoveIn:
         self.hand_keys()
 
     def schedule_payment(self, u):
-        if u.pay == "late" and u.invoice:
+        if u.pay in ("late", "partial") and u.invoice:
             self.later(u.invoice["due_ms"] + 5 * DAY + 10 * HOUR + 15 * MIN, self.pay_late, u)
         self.end_ms = max(self.end_ms, u.invoice["due_ms"] + 16 * DAY + 11 * HOUR)
 
-    def pay(self, units, why):
-        calls = [(u, "billing.payment.record", {"invoice_id": u.invoice["invoice_id"],
-                                                "amount_fen": u.invoice["total_fen"], "channel": u.channel,
-                                                "external_ref": "POS-%s-%s" % (u.invoice["invoice_id"], why),
-                                                "payer": u.owners[u.came]["name"]},
-                  self.rid("pay", u.id)) for u in units if u.invoice and not u.paid_ms]
+    def pay(self, units, why, part=None):
+        """Each unit's invoice at the counter: what is still open, or part of it."""
+        calls = []
+        for u in units:
+            if not u.invoice or u.paid_ms:
+                continue
+            amount = u.invoice["total_fen"] - u.paid_fen
+            if part:
+                amount = amount * part // 10000 // 100 * 100  # in whole yuan
+            calls.append((u, "billing.payment.record", {
+                "invoice_id": u.invoice["invoice_id"], "amount_fen": amount, "channel": u.channel,
+                "external_ref": "POS-%s-%s" % (u.invoice["invoice_id"], why),
+                "payer": u.owners[u.came]["name"]}, self.rid("pay", u.id, why)))
         for u, rep in self.batch("billing", calls, "payment"):
             if rep.ok:
-                u.paid_ms, u.paid_by = self.now, u.channel
-                self.note(u, "paid ¥%s at the counter (%s)" % (yuan(u.invoice["total_fen"]), u.channel))
+                paid = int(rep.data["payment"]["amount_fen"])
+                u.paid_fen += paid
+                if u.paid_fen >= u.invoice["total_fen"]:
+                    u.paid_ms, u.paid_by = self.now, u.channel
+                self.note(u, "paid ¥%s at the counter (%s)%s" % (yuan(paid), u.channel,
+                                                               "" if u.paid_ms else ", the rest later"))
             else:
                 self.note(u, "payment refused: %s" % rep.message)
 
@@ -860,8 +876,9 @@ class MoveIn:
 
     def hand_keys(self):
         """Keys for every unit whose gate opened: the invoice settled, the inspection passed or accepted."""
-        cand = [u for u in self.units.values() if u.checked_in_ms and not u.keys_ms and u.paid_ms
-                and (u.passed_ms or u.accepted_ms)]
+        # (an owner who paid part asks anyway, once: the counter tells what is still open)
+        cand = [u for u in self.units.values() if u.checked_in_ms and not u.keys_ms
+                and (u.paid_ms or (u.paid_fen and not u.key_refusal)) and (u.passed_ms or u.accepted_ms)]
         calls = [(u, "intake.keys.handover", {"unit_id": u.id, "key_set": "A", "keys": 3,
                                               "received_by": u.owners[u.came]["name"]},
                   self.rid("keys", u.id)) for u in cand]
@@ -869,9 +886,52 @@ class MoveIn:
             if rep.ok:
                 u.keys_ms = self.now
                 self.note(u, "keys handed (set A, 3 keys)")
+                if u.repair:
+                    self.later(at(local(self.now).date() + timedelta(days=3), "10:00"), self.repair_report, u)
             elif u.key_refusal != rep.message:
                 u.key_refusal = rep.message
                 self.note(u, "keys refused: %s" % rep.message)
+
+    # --- after the keys: repairs (报修 → 派单 → 上门 → 完成 → 业主签字确认 → 归档) -----------------------------
+
+    def repair_report(self, u):
+        cat = u.rng.choice(["water", "electric"])
+        r = self.rpc.must("workorder", "workorder.create", {
+            "unit_id": u.id, "kind": "repair", "category": cat, "channel": "phone",
+            "description": "厨房水管接头漏水" if cat == "water" else "卧室插座不通电"},
+            self.rid("repair", u.id))["workorder_create"]["order"]
+        oid = r["order_id"]
+        self.note(u, "repair %s reported by phone (%s)" % (oid, cat))
+        self.settle()
+        self.set_clock(self.now + 20 * MIN)  # the technician arrives within the half hour
+        o = self.rpc.must("workorder", "workorder.get", {"order_id": oid})["workorder_get"]["order"]
+        if o.get("state") == "ORDER_OPEN":
+            tech = self.technician(u.estate, o.get("skill", ""))
+            method = "workorder.claim" if self.estates[u.estate].get("claims") else "workorder.assign"
+            self.rpc.must("workorder", method, {"order_id": oid, "technician": tech}, self.rid(method, oid))
+        self.rpc.must("workorder", "workorder.start", {"order_id": oid}, self.rid("repair-start", oid))
+        self.note(u, "repair %s: technician on site" % oid)
+        self.later(self.now + 2 * HOUR, self.repair_done, u, oid, 0)
+
+    def repair_done(self, u, oid, n):
+        self.rpc.must("workorder", "workorder.done", {"order_id": oid, "note": "已更换配件并测试"},
+                      self.rid("repair-done", oid, n))
+        self.note(u, "repair %s done" % oid)
+        self.later(at(local(self.now).date() + timedelta(days=1), "10:30"), self.repair_sign, u, oid, n)
+
+    def repair_sign(self, u, oid, n):
+        if u.repair_rejected and n == 0:
+            self.rpc.must("workorder", "workorder.reject", {"order_id": oid, "reason": "仍有渗漏"},
+                          self.rid("repair-reject", oid))
+            self.note(u, "repair %s rejected by the owner: back to the technician" % oid)
+            self.settle()
+            self.set_clock(self.now + 30 * MIN)
+            self.rpc.must("workorder", "workorder.start", {"order_id": oid}, self.rid("repair-start", oid, 1))
+            self.later(self.now + 2 * HOUR, self.repair_done, u, oid, 1)
+            return
+        self.rpc.must("workorder", "workorder.confirm", {"order_id": oid, "satisfaction": 5 - n},
+                      self.rid("repair-confirm", oid))
+        self.note(u, "repair %s confirmed by the owner (satisfaction %d)" % (oid, 5 - n))
 
     def finish(self):
         keys = sum(1 for u in self.units.values() if u.keys_ms)
@@ -895,7 +955,7 @@ class MoveIn:
                 "noshow": u.noshow, "pay": u.pay if not u.bank_fails else "bank_failed",
                 "paid_by": u.paid_by, "invoice": u.invoice, "defects": list(u.defects),
                 "accepted": bool(u.accepted_ms), "reopened": u.reopened,
-                "late_fix": u.late_fix and bool(u.defects), "stuck": u.stuck,
+                "late_fix": u.late_fix and bool(u.defects), "stuck": u.stuck, "repair": u.repair,
                 "checked_in_ms": u.checked_in_ms, "keys_ms": u.keys_ms, "owners": len(u.owners),
                 "did": u.did,
             }
