@@ -28,8 +28,12 @@ PACKAGES=(cmake make gcc pkg-config
           libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libev-dev
           libinih-dev libcsv-dev libcjson-dev libsodium-dev libmicrohttpd-dev libcmocka-dev
           libcurl4-openssl-dev libsystemd-dev)
+# The sample move-in (./pm up) is driven by tests/support/movein.py: Python, ZeroMQ, protobuf.
+SAMPLE_PACKAGES=(python3 python3-zmq python3-protobuf protobuf-compiler)
 TEST_PACKAGES=(python3 python3-zmq python3-protobuf protobuf-compiler systemd clang libclang-rt-14-dev lmdb-utils
                chromium chromium-driver python3-selenium fonts-wqy-microhei openssl python3-aiosmtpd)
+PY=/usr/bin/python3
+SAMPLE=("$ROOT/deploy/sample/units.csv" "$ROOT/deploy/sample/units-E02.gbk.csv")
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'pm: %s\n' "$*" >&2; exit 1; }
@@ -72,6 +76,13 @@ running() { # running NAME -> 0 if its pid is alive
     [ -f "$f" ] && alive "$(cat "$f")"
 }
 
+# The local runner's daemons run on a clock the sample can move (pmctl clock;
+# weeks of a move-in pass in a minute) and send to the file gateway without a
+# rate limit (there is no provider to protect). A real deployment does neither
+# (deploy/systemd). Set these in the environment to run otherwise.
+export PM_GENERAL_MANUAL_CLOCK=${PM_GENERAL_MANUAL_CLOCK:-true}
+export PM_NOTIFY_SMS_RATE=${PM_NOTIFY_SMS_RATE:-0} PM_NOTIFY_EMAIL_RATE=${PM_NOTIFY_EMAIL_RATE:-0}
+
 start() {
     command -v cmake >/dev/null || die "cmake is missing: run ./pm up once (it installs what is needed)"
     build "$BUILD" # incremental: a no-op when nothing changed
@@ -107,28 +118,43 @@ down() {
     if [ ${#stopped[@]} -gt 0 ]; then say "stopped: ${stopped[*]}"; else say "nothing was running"; fi
 }
 
+# The sample move-in: a generated batch of three estates (deploy/sample/, made
+# by deploy/sample/gen.py) driven from import to keys by tests/support/movein.py
+# on the manual clock. Run once per PM_HOME: a second ./pm up says what it
+# found and shows where things stand.
 sample() {
-    local csv=$ROOT/deploy/sample/units.csv rc=0
+    local done=$PM_HOME/sample-movein.json units
     say ""
-    say "== sample move-in: importing $csv"
-    pmctl import "$csv" || rc=$?
-    [ $rc -eq 0 ] || [ $rc -eq 3 ] || die "sample import failed"
-    [ $rc -eq 3 ] && say "   (the sample holds two bad rows on purpose: this is what an operator sees)"
-    # billing and notify apply intake's events asynchronously: wait for them.
-    pmctl sync --wait 30
+    if [ -f "$done" ]; then
+        say "== the sample move-in ran here before ($(date -r "$done" '+%F %T')): not run again"
+        say "   (to run it afresh: ./pm down && rm -rf $PM_HOME && ./pm up)"
+    else
+        units=$(pmctl --json call intake intake.progress '{}' | "$PY" -c \
+            'import json,sys; print(sum(int(e.get("units",0)) for e in json.load(sys.stdin)["intake_progress"].get("estates",[])))')
+        if [ "$units" != 0 ]; then
+            say "== intake holds $units units already, not from a finished sample run: the sample is not run over them"
+            say "   (an interrupted ./pm up? to run it afresh: ./pm down && rm -rf $PM_HOME && ./pm up)"
+        else
+            say "== the sample move-in: ${#SAMPLE[@]} sales lists of deploy/sample/, from import to keys on the manual clock"
+            "$PY" "$ROOT/tests/support/movein.py" --pmctl "$BUILD/tools/pmctl/pmctl" --json "$done" "${SAMPLE[@]}" \
+                || die "the sample move-in failed (daemons' logs: $PM_HOME/log/)"
+        fi
+    fi
     say ""
-    say "== what the daemons now hold"
-    pmctl call intake intake.estate.get '{"estate_id":"E01"}' | head -1
-    pmctl call intake intake.estate.get '{"estate_id":"E02"}' | head -1
-    # the move-in notice for E01, and its units booked over the next two days (estate time)
-    local d1 d2
-    d1=$(TZ=Asia/Shanghai date -d tomorrow +%F) d2=$(TZ=Asia/Shanghai date -d '2 days' +%F)
-    pmctl call intake intake.notice.send \
-        "{\"estate_id\":\"E01\",\"window\":\"$d1 to $d2\",\"place\":\"1号楼一层物业服务中心\"}" | head -1
-    pmctl call intake intake.schedule.plan \
-        "{\"estate_id\":\"E01\",\"days\":[{\"date\":\"$d1\"},{\"date\":\"$d2\"}],\"opens\":\"09:00\",\"closes\":\"17:00\",\"slot_minutes\":30,\"counters\":2,\"per_counter\":2,\"place\":\"1号楼一层\"}" | head -1
-    pmctl metrics billing | grep -E '^billing_units|pm_consumer_applied_total' | sed 's/^/billing  /' || true
-    pmctl metrics notify | grep -E '^notify_(units|contacts)|pm_consumer_applied_total' | sed 's/^/notify   /' || true
+    say "== pmctl top --once"
+    pmctl top --once || true
+    if [ -f "$done" ]; then
+        say ""
+        say "== KPIs (the daemons' own figures)"
+        "$PY" "$ROOT/tests/support/movein.py" --pmctl "$BUILD/tools/pmctl/pmctl" --report --json "$done" || true
+    fi
+    local outbox=${PM_NOTIFY_FILE_DIR:-$PM_HOME/notify/outbox} ch
+    say ""
+    say "== what notify sent (the file gateway: one JSON line a message, as a provider would get it)"
+    for ch in sms email; do
+        [ -f "$outbox/$ch.jsonl" ] && say "   $outbox/$ch.jsonl: $(wc -l <"$outbox/$ch.jsonl") messages"
+    done
+    [ -f "$outbox/sms.jsonl" ] && say "   e.g. $("$PY" -c 'import json,sys; m=json.loads(open(sys.argv[1]).readline()); print(m["template"]+" to "+m["name"]+": "+m["text"])' "$outbox/sms.jsonl")"
     board
 }
 
@@ -150,14 +176,15 @@ board() {
 usage() {
     cat <<EOF
 
-The move-in backend is running (PM_HOME=$PM_HOME).
+The move-in backend is running (PM_HOME=$PM_HOME), on a manual clock.
   ./pm ctl endpoints                          where each daemon listens
-  ./pm ctl call intake intake.unit.get '{"unit_id":"E01/1/101"}'
-  ./pm ctl unit E01/1/101                     one unit's whole case, each daemon's part
+  ./pm ctl unit E01/1/1-102                   one unit's whole case, each daemon's part
+  ./pm ctl call intake intake.unit.get '{"unit_id":"E01/1/1-102"}'
   ./pm ctl top                                live board: estates' progress, daemons' queues and lag
+  ./pm ctl queues billing                     work waiting on people (dunning calls, bank lines, ...)
   ./pm ctl events intake intake.unit. | head  events as JSON lines (--follow to keep going)
   ./pm ctl metrics billing                    counters, gauges, latencies (--prom for Prometheus)
-  ./pm ctl queues intake                      work waiting on people
+  ./pm ctl clock advance 1d                   move the daemons' clock (timers fire: dunning, SLAs)
   ./pm ctl import FILE.csv                    import units and owners (UTF-8 or GBK; --dry-run first)
   ./pm ctl token create NAME --role ROLE      an API token (HTTP API, events, board; shown once)
   ./pm status | ./pm down                     see or stop the daemons
@@ -168,7 +195,7 @@ cmd=${1:-help}
 [ $# -gt 0 ] && shift
 case "$cmd" in
     up)
-        deps "${PACKAGES[@]}"
+        deps "${PACKAGES[@]}" "${SAMPLE_PACKAGES[@]}"
         build "$BUILD"
         start
         sample

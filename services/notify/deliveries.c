@@ -261,6 +261,15 @@ s_fail (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, Pm__Notify__MessageRecord *
     s_outcome (ctx, txn, out, rec, false);
 }
 
+/* The daily SMS cap spares owners a flood of texts; it is not for staff: a
+ * technician's sixth assignment of the day, held until tomorrow, is an order
+ * nobody knows about. */
+static bool
+s_capped (const Pm__Notify__MessageRecord *rec)
+{
+    return strcmp (rec->role, "owner") == 0;
+}
+
 /* --- admission: may it go now? ------------------------------------------------------------ */
 
 enum { S_GO, S_WAIT, S_DROPPED };
@@ -312,7 +321,7 @@ s_admit (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, Pm__Notify__MessageRecord 
         s_count2 (txn, "total:deferred", "quiet_hours");
         return S_WAIT;
     }
-    if (claiming && ch == NOTIFY_SMS && !rec->urgent && l->sms_daily_cap
+    if (claiming && ch == NOTIFY_SMS && !rec->urgent && l->sms_daily_cap && s_capped (rec)
         && notify_cap_get (txn, notify_local_day (l, ctx->now_ms), rec->address) >= l->sms_daily_cap) {
         s_unqueue (txn, rec);
         rec->state = ST (DEFERRED);
@@ -539,7 +548,7 @@ notify_claim_write (pm_ctx_t *ctx, pm_txn_t *txn, void *arg, pm_out_t *out)
             rec->first_try_ms = ctx->now_ms;
         rec->reason = "";
         s_queue (ctx, txn, rec, old);
-        if (rec->channel[0] == 's' && app->limits.sms_daily_cap) { /* the daily cap counts every SMS sent */
+        if (rec->channel[0] == 's' && app->limits.sms_daily_cap && s_capped (rec)) { /* the cap counts owners' SMS */
             notify_cap_add (txn, day, rec->address);
             counted = true;
         }

@@ -169,6 +169,24 @@ s_total (pm_ctx_t *ctx, pm_txn_t *txn, const char *metric, const char *label, co
     pm_metric_set (pm_metric (ctx->metrics, PM_COUNTER, metric, labels, help), (double) pm_meta_get_u64 (txn, meta));
 }
 
+/* Messages of a ready table (keyed by due time) due at or before now. */
+static uint64_t
+s_due (pm_txn_t *txn, int table, int64_t now_ms)
+{
+    uint64_t n = 0;
+    pm_scan_t s;
+    for (pm_scan_prefix (&s, txn, table, NULL); s.ok; pm_scan_next (&s)) {
+        int64_t due;
+        if (pm_key_parse (s.key.mv_data, s.key.mv_size, "ts", &due, NULL) != PM_OK)
+            continue;
+        if (due > now_ms)
+            break;
+        n++;
+    }
+    pm_scan_end (&s);
+    return n;
+}
+
 void
 notify_gauges (pm_ctx_t *ctx, pm_txn_t *txn)
 {
@@ -182,6 +200,10 @@ notify_gauges (pm_ctx_t *ctx, pm_txn_t *txn)
         ready += backlog;
         pm_gauge (ctx->metrics, "notify_backlog", labels,
                   "Messages waiting to be sent (PENDING, DEFERRED, RETRYING), by channel", (double) backlog);
+        pm_gauge (ctx->metrics, "notify_due", labels,
+                  "Messages of the backlog whose time has come, by channel: the dispatcher is on them (0 when "
+                  "notify has sent all it can now; stays up while a gateway stalls or the rate limit holds them)",
+                  (double) s_due (txn, NOTIFY_READY_SMS + ch, ctx->now_ms));
         snprintf (key, sizeof key, "total:sent:%s", notify_channels[ch]);
         sent += pm_meta_get_u64 (txn, key);
         s_total (ctx, txn, "notify_sent_total", "channel", notify_channels[ch], key, "Messages the gateway took");

@@ -319,12 +319,14 @@ s_fill_order (pm_ctx_t *ctx, const notify_app_t *app, const Pm__V1__Event *ev, n
 {
     const Pm__V1__WorkOrder *o = ev->order;
     vals->t[T_COMPLETE_BY] = o->complete_by_ms;
-    vals->technician = o->technician;
+    /* people by name (the staff directory's key, and what an owner reads); an
+     * order from before workorder gave names carries the roster's id only */
+    vals->technician = *o->technician_name ? o->technician_name : o->technician;
     vals->team = o->team;
     vals->v[V_ORDER_ID] = o->order_id;
     vals->v[V_CATEGORY] = o->category;
     vals->v[V_DESCRIPTION] = o->description;
-    vals->v[V_TECHNICIAN] = o->technician;
+    vals->v[V_TECHNICIAN] = vals->technician;
     vals->v[V_TEAM] = o->team;
     vals->v[V_COMPLETE_BY] = s_time (ctx, app, o->complete_by_ms);
     vals->v[V_REASON] = o->reason;
@@ -353,14 +355,14 @@ s_fill_sla (pm_ctx_t *ctx, const notify_app_t *app, const Pm__V1__Event *ev, not
 {
     const Pm__V1__SlaAlert *s = ev->sla;
     vals->t[T_DUE] = s->due_ms;
-    vals->technician = s->technician;
+    vals->technician = *s->technician_name ? s->technician_name : s->technician;
     vals->team = s->team;
-    vals->team_lead = s->team_lead;
+    vals->team_lead = *s->team_lead_name ? s->team_lead_name : s->team_lead;
     vals->v[V_ORDER_ID] = s->order_id;
     vals->v[V_CATEGORY] = s->category;
-    vals->v[V_TECHNICIAN] = s->technician;
+    vals->v[V_TECHNICIAN] = vals->technician;
     vals->v[V_TEAM] = s->team;
-    vals->v[V_TEAM_LEAD] = s->team_lead;
+    vals->v[V_TEAM_LEAD] = vals->team_lead;
     vals->v[V_SLA_KIND] = s->deadline;
     vals->v[V_DEADLINE_KIND] = strcmp (s->deadline, "respond") == 0    ? "响应"
                                : strcmp (s->deadline, "complete") == 0 ? "完工"

@@ -219,8 +219,10 @@ wo_assign_to (pm_ctx_t *ctx, pm_txn_t *txn, wo_order_t *w, const Pm__V1__Technic
 {
     Pm__V1__WorkOrder *o = w->o;
     o->technician = t->technician;
+    o->technician_name = t->name;
     o->team = t->team;
     o->team_lead = (char *) wo_team_lead (ctx, txn, t->team, o->estate_id);
+    o->team_lead_name = (char *) wo_person_name (o->team_lead);
     o->assigned_ms = ctx->now_ms;
     o->dispatch = (char *) how;
     o->state = PM__V1__ORDER_STATE__ASSIGNED;

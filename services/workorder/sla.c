@@ -71,8 +71,10 @@ s_alert (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, const Pm__V1__WorkOrder *o
     a->deadline = respond ? "respond" : "complete";
     a->due_ms = respond ? o->respond_by_ms : o->complete_by_ms;
     a->technician = o->technician;
+    a->technician_name = o->technician_name;
     a->team = o->team;
     a->team_lead = o->team_lead;
+    a->team_lead_name = (char *) wo_person_name (o->team_lead);
     a->category = o->category;
     Pm__V1__Event ev = PM__V1__EVENT__INIT;
     ev.type = (char *) type;
@@ -88,8 +90,10 @@ wo_sla_breach (pm_ctx_t *ctx, pm_txn_t *txn, pm_out_t *out, wo_order_t *w, bool 
 {
     Pm__Workorder__OrderRecord *rec = w->rec;
     Pm__V1__WorkOrder *o = w->o;
-    if (!*o->team_lead) /* never assigned: the lead covering the estate */
+    if (!*o->team_lead) { /* never assigned: the lead covering the estate */
         o->team_lead = (char *) wo_team_lead (ctx, txn, o->team, o->estate_id);
+        o->team_lead_name = (char *) wo_person_name (o->team_lead);
+    }
     if (respond) {
         rec->respond_stage = 2;
         o->respond_breached = true;

@@ -162,6 +162,13 @@ wo_team_lead (pm_ctx_t *ctx, pm_txn_t *txn, const char *team, const char *estate
     return covering;
 }
 
+const char *
+wo_person_name (const char *id_and_name)
+{
+    const char *sp = id_and_name ? strchr (id_and_name, ' ') : NULL;
+    return sp ? sp + 1 : "";
+}
+
 char *
 wo_staff_list (pm_ctx_t *ctx, pm_txn_t *txn, const char *estate)
 {

@@ -258,6 +258,9 @@ int wo_staff_apply_file (pm_store_t *store, workorder_t *wo);
 Pm__V1__Technician *wo_tech_get (pm_txn_t *txn, const char *id, bool *from_file);
 /* The lead of team (or, with no team, a lead covering estate): "T01 王建国", or "" (arena). */
 const char *wo_team_lead (pm_ctx_t *ctx, pm_txn_t *txn, const char *team, const char *estate);
+/* The name in a "T01 王建国" person (what wo_team_lead gives): the part after the
+ * id, borrowed from it; "" when there is none. */
+const char *wo_person_name (const char *id_and_name);
 /* "T02, T03" (arena): technicians covering estate (for messages). */
 char *wo_staff_list (pm_ctx_t *ctx, pm_txn_t *txn, const char *estate);
 

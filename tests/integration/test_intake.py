@@ -158,6 +158,7 @@ class MoveIn(unittest.TestCase):
         r = self.c.pmctl("--timeout", "1000", "top", "--once")
         lines = r.stdout.splitlines()
         self.assertTrue(all(width(line) <= 80 for line in lines), "\n".join(lines))
+        self.assertTrue(lines[0].startswith("pmctl top  2026-12-05T09:30:00.000Z (the daemons' clock)"), lines[0])
         self.assertRegex(r.stdout, r"(?m)^E01 +翠湖花园 +200 ")
         self.assertRegex(r.stdout, r"(?m)^E02 +锦绣江南 +200 +200 ")
         self.assertRegex(r.stdout, r"(?m)^intake +up +\d+ +lag: inspection 0, billing 0, notify 0")

@@ -149,7 +149,7 @@ s_frame (const pmctl_t *ctl, void *zctx, bool clear)
 {
     size_t n;
     const char *const *daemons = pm_config_daemons (ctl->cfg, &n);
-    pmctl_ask_t *asks = pm_xcalloc (2 * n + 1, sizeof *asks);
+    pmctl_ask_t *asks = pm_xcalloc (2 * n + 2, sizeof *asks);
     Pm__V1__IntakeProgressRequest progress = PM__V1__INTAKE_PROGRESS_REQUEST__INIT;
     Pm__V1__OpsQueuesRequest queues = PM__V1__OPS_QUEUES_REQUEST__INIT;
     queues.limit = 1;
@@ -158,11 +158,16 @@ s_frame (const pmctl_t *ctl, void *zctx, bool clear)
         asks[1 + i] = (pmctl_ask_t) { .daemon = daemons[i], .method = "ops.metrics" };
         asks[1 + n + i] = (pmctl_ask_t) { .daemon = daemons[i], .method = "ops.queues", .body = &queues.base };
     }
-    pmctl_ask (ctl, zctx, asks, 2 * n + 1, ctl->timeout_ms);
+    asks[2 * n + 1] = (pmctl_ask_t) { .daemon = "intake", .method = "ops.ping" };
+    pmctl_ask (ctl, zctx, asks, 2 * n + 2, ctl->timeout_ms);
     if (clear)
         fputs ("\033[H\033[2J", stdout);
+    /* the daemons' time (intake's clock): on a manual clock it is not this machine's */
+    const Pm__V1__Reply *ping = asks[2 * n + 1].reply;
+    int64_t now_ms = ping && ping->body_case == PM__V1__REPLY__BODY_OPS_PING ? ping->ops_ping->now_ms : 0;
     char now[40];
-    s_line ("pmctl top  %s%s", pm_time_format (time (NULL) * 1000LL, now, sizeof now),
+    s_line ("pmctl top  %s%s%s", pm_time_format (now_ms ? now_ms : time (NULL) * 1000LL, now, sizeof now),
+            now_ms && llabs (now_ms - time (NULL) * 1000LL) > 60000 ? " (the daemons' clock)" : "",
             clear ? "   (Ctrl-C quits)" : "");
     s_line ("%s", "");
     const Pm__V1__Reply *pr = asks[0].reply;
@@ -193,14 +198,20 @@ s_frame (const pmctl_t *ctl, void *zctx, bool clear)
             continue;
         }
         char lag[512] = "";
-        size_t o = 0;
+        size_t o = 0, ups = 0;
+        double behind = 0;
         for (size_t u = 0; u < n; u++) {
             char labels[96];
             snprintf (labels, sizeof labels, "source=\"%s\"", daemons[u]);
             double l = s_metric (m, "pm_consumer_lag", labels);
-            if (l >= 0 && o < sizeof lag - 64)
+            if (l >= 0 && o < sizeof lag - 64) {
                 o += (size_t) snprintf (lag + o, sizeof lag - o, "%s%s %.0f", o ? ", " : "lag: ", daemons[u], l);
+                ups++;
+                behind += l;
+            }
         }
+        if (o > 80 - 25 && behind == 0) /* every upstream, none behind: said in a word, in 80 columns */
+            snprintf (lag, sizeof lag, "lag: 0 behind each of its %zu upstreams", ups);
         s_line ("%-11s up   %6.0f  %s", daemons[i], s_metric (m, "pm_outbox_last_seq", ""), o ? lag : "no upstreams");
         char work[1024] = "";
         o = 0;
@@ -213,7 +224,7 @@ s_frame (const pmctl_t *ctl, void *zctx, bool clear)
             }
         s_line ("                         %s", o ? work : "no work waiting");
     }
-    pmctl_ask_free (asks, 2 * n + 1);
+    pmctl_ask_free (asks, 2 * n + 2);
     free (asks);
     fflush (stdout);
     return intake_ok;

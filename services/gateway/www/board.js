@@ -41,21 +41,25 @@
     "billing.invoice.settled": "结清", "billing.dunning.step": "催缴", "notify.message.sent": "消息已发送",
     "notify.message.failed": "消息发送失败"
   };
-  /* KPIs: the method to ask, how to find the rate in its reply, the target. */
-  /* KPIs: the method to ask, where in its reply (roots tried in order), the
-   * rate's key and its denominator's (no denominator: nothing to rate yet). */
+  /* KPIs and their targets, each a numerator over a denominator in the
+   * daemons' replies, per estate; over all estates the sums of both.
+   * 零修及时率 and 零修合格率 are those of the last 30 local days
+   * (workorder.kpi, as its gauges), 收缴率 of every period
+   * (billing.report.collection), 一次验收合格率 of every first round
+   * (inspection.kpi). */
   var KPIS = [
-    { id: "ontime", name: "零修及时率", daemon: "workorder", method: "workorder.kpi", roots: ["total"],
-      keys: [/^on_?time_?rate$/i, /timely/i], base: /^due$/i, target: 95 },
-    { id: "firstpass", name: "零修合格率", daemon: "workorder", method: "workorder.kpi", roots: ["total"],
-      keys: [/^first_?pass_?rate$/i], base: /^confirmed$/i, target: 98 },
-    { id: "collection", name: "收缴率", daemon: "billing", method: "billing.report.collection", roots: ["estate", "total"],
-      keys: [/rate_bp$/i, /collection_?rate/i], base: /^billed_fen$/i, target: 90 },
-    { id: "inspection", name: "一次验收合格率", daemon: "inspection", method: "inspection.kpi", roots: ["estate", "total"],
-      keys: [/^first_?time_?pass_?rate$/i, /first_?pass_?rate/i], base: /^first_rounds_completed$/i, target: null }
+    { id: "ontime", name: "零修及时率", target: 95, method: "workorder.kpi", root: "total", of: ["on_time", "due"] },
+    { id: "firstpass", name: "零修合格率", target: 98, method: "workorder.kpi", root: "total", of: ["first_pass", "confirmed"] },
+    { id: "collection", name: "收缴率", target: 90, method: "billing.report.collection", root: "estate",
+      of: ["collected_fen", "billed_fen"] },
+    { id: "inspection", name: "一次验收合格率", target: null, method: "inspection.kpi", root: "estate",
+      of: ["first_rounds_passed", "first_rounds_completed"] }
   ];
+  var KPI_DAEMON = { "workorder.kpi": "workorder", "billing.report.collection": "billing", "inspection.kpi": "inspection" };
+  var KPI_DAYS = 30;
 
   var token = null, daemons = [], estates = [], refreshing = false, again = false, refreshes = 0, evTimer = null;
+  var today = null; /* the estates' date on the daemons' clock (intake.progress), for the KPIs' period */
   var ticking = false;
 
   function $(id) { return document.getElementById(id); }
@@ -95,29 +99,8 @@
     return p;
   }
 
-  /* --- finding figures in replies whose shape this page does not know ----------------------- */
+  /* --- reading the replies ------------------------------------------------------------------ */
 
-  /* The first field whose name matches re (numbers and strings only), at
-   * this level first, then below; depth counts down from 3 levels deep (pass 3
-   * to read only obj's own fields). */
-  function findKey(obj, re, depth) {
-    if (!obj || typeof obj !== "object" || (depth || 0) > 3) return undefined;
-    for (var k in obj) if (re.test(k) && (typeof obj[k] === "number" || typeof obj[k] === "string")) return { key: k, value: obj[k] };
-    for (var k2 in obj) { var f = findKey(obj[k2], re, (depth || 0) + 1); if (f) return f; }
-    return undefined;
-  }
-  function percent(found) {
-    if (!found) return null;
-    var v = Number(found.value), k = found.key.toLowerCase();
-    if (!isFinite(v)) return null;
-    if (/_bp$|basis/.test(k)) return v / 100;
-    if (/permille/.test(k)) return v / 10;
-    if (/pct|percent/.test(k)) return v;
-    if (v <= 1) return v * 100;
-    if (v <= 100) return v;
-    if (v <= 10000) return v / 100;
-    return null;
-  }
   function stateCount(obj, state) {
     if (!obj) return undefined;
     var lower = state.toLowerCase();
@@ -166,11 +149,17 @@
     var p = progress.ok ? progress.body : null;
     if (p && Array.isArray(p.estates)) /* intake.progress answers per estate */
       p = p.estates.filter(function (x) { return x.estate_id === e.estate_id; })[0] || p.estates[0] || null;
-    var booked = p && findKey(p, /today.*(booked|appoint)|(booked|appoint).*today/i);
-    var cap = p && findKey(p, /today.*capacity|capacity.*today|^capacity/i);
-    var apptNode = fig("今日预约 / 容量", p && (booked || cap) ? (booked ? booked.value : "—") + " / " + (cap ? cap.value : "—") : "",
+    /* (proto3's JSON leaves zeros out: a day without slots is 0 / 0, not a missing figure) */
+    var apptNode = fig("今日预约 / 容量", p ? num(p.today_booked) + " / " + num(p.today_capacity) : "",
                        "appointments:" + e.estate_id);
-    if (!p || !(booked || cap)) na(apptNode, progress.message);
+    if (!p) na(apptNode, progress.message);
+    if (p && p.today) today = p.today;
+    var doneNode = fig("入住完成率", p ? num(p.completion_pct) + "%" : "", "completion:" + e.estate_id);
+    if (p) doneNode.title = "已交钥匙 " + num(p.keys_handed) + " / " + num(p.units) + " 户";
+    else na(doneNode, progress.message);
+    var blockedNode = fig("待放行钥匙", p ? num(p.blocked) : "", "blocked:" + e.estate_id);
+    if (p) blockedNode.title = "欠费 " + num(p.blocked_invoice) + " · 验房未通过 " + num(p.blocked_inspection);
+    else na(blockedNode, progress.message);
     box.appendChild(figs);
 
     box.appendChild(el("div", { "class": "sub" }, "各楼栋各状态户数"));
@@ -312,48 +301,87 @@
     });
   }
 
-  function kpiAsk(k) {
-    return call(k.daemon, k.method, {}).then(function (r) {
-      if (r.http === 400 && estates.length) /* it may want an estate */
-        return call(k.daemon, k.method, { estate_id: estates[0].estate_id });
-      return r;
-    });
+  /* YYYY-MM-DD n days after (or before) a YYYY-MM-DD. */
+  function addDays(day, n) {
+    var t = new Date(day + "T00:00:00Z");
+    t.setUTCDate(t.getUTCDate() + n);
+    return t.toISOString().slice(0, 10);
   }
-
-  /* The rate in the reply's summary (its first root present), as a percentage;
-   * {none} when the summary has nothing to rate yet (a zero denominator, or
-   * no rate: proto3 leaves zeros out). Only the summary's own fields are read. */
-  function kpiValue(k, body) {
-    var roots = k.roots.map(function (r) { return body[r]; }).filter(function (x) { return x && typeof x === "object"; });
-    var root = roots.length ? roots[0] : body;
-    var base = findKey(root, k.base, 3);
-    if (base && !num(base.value)) return { none: true };
-    for (var j = 0; j < k.keys.length; j++) {
-      var f = findKey(root, k.keys[j], 3);
-      if (f) return { pct: percent(f) };
-    }
-    return { none: true };
-  }
+  function rate(n, d) { return d ? (100 * n / d).toFixed(1) + "%" : null; }
 
   function refreshKpis() {
-    var asked = {};
-    KPIS.forEach(function (k) { if (!asked[k.method]) asked[k.method] = kpiAsk(k); });
-    return Promise.all(KPIS.map(function (k) { return asked[k.method]; })).then(function (all) {
-      var root = $("kpis");
-      root.textContent = "";
-      KPIS.forEach(function (k, i) {
-        var r = all[i], box = el("div", { "class": "kpi" });
-        box.appendChild(el("div", { "class": "name" }, k.name));
-        var v = el("div", { "class": "v", "data-fig": "kpi:" + k.id });
-        var got = r.ok ? kpiValue(k, r.body) : null;
-        if (!got || got.pct === null || got.pct === undefined) na(v, r.ok ? "还没有可计算的数据" : r.message);
-        else {
-          v.textContent = got.pct.toFixed(1) + "%";
-          if (k.target !== null) box.className += got.pct >= k.target ? " ok" : " low";
-        }
-        box.appendChild(v);
-        box.appendChild(el("div", { "class": "t" }, k.target !== null ? "目标 ≥ " + k.target + "%" : "目标 —"));
-        root.appendChild(box);
+    var root = $("kpis");
+    if (!estates.length) { na(root, "还没有导入任何单元"); return Promise.resolve(); }
+    var to = today || new Date(Date.now() + 8 * 3600000).toISOString().slice(0, 10), from = addDays(to, 1 - KPI_DAYS);
+    var asks = {};
+    estates.forEach(function (e) {
+      asks[e.estate_id] = {
+        "workorder.kpi": call("workorder", "workorder.kpi", { estate_id: e.estate_id, from: from, to: to }),
+        "billing.report.collection": call("billing", "billing.report.collection", { estate_id: e.estate_id }),
+        "inspection.kpi": call("inspection", "inspection.kpi", { estate_id: e.estate_id })
+      };
+    });
+    var flat = [];
+    estates.forEach(function (e) { for (var m in asks[e.estate_id]) flat.push(asks[e.estate_id][m]); });
+    return Promise.all(flat).then(function () {
+      /* per KPI: per estate [numerator, denominator] or null (the daemon did not answer), and the sums */
+      var per = {}, sum = {}, why = {};
+      return Promise.all(estates.map(function (e) {
+        return Promise.all(KPIS.map(function (k) { return asks[e.estate_id][k.method]; })).then(function (rs) {
+          KPIS.forEach(function (k, i) {
+            var r = rs[i], body = r.ok ? r.body[k.root] || {} : null;
+            per[k.id] = per[k.id] || {};
+            if (!body) { why[k.id] = r.message; per[k.id][e.estate_id] = null; return; }
+            var n = num(body[k.of[0]]), d = num(body[k.of[1]]);
+            per[k.id][e.estate_id] = [n, d];
+            sum[k.id] = sum[k.id] || [0, 0];
+            sum[k.id][0] += n;
+            sum[k.id][1] += d;
+          });
+        });
+      })).then(function () {
+        root.textContent = "";
+        var boxes = el("div", { "class": "kpis" });
+        KPIS.forEach(function (k) {
+          var box = el("div", { "class": "kpi" });
+          box.appendChild(el("div", { "class": "name" }, k.name));
+          var v = el("div", { "class": "v", "data-fig": "kpi:" + k.id });
+          var s = sum[k.id], pct = s ? rate(s[0], s[1]) : null;
+          if (!pct) na(v, s ? "还没有可计算的数据" : why[k.id]);
+          else {
+            v.textContent = pct;
+            v.title = s[0] + " / " + s[1];
+            if (k.target !== null) box.className += 100 * s[0] / s[1] >= k.target ? " ok" : " low";
+          }
+          box.appendChild(v);
+          box.appendChild(el("div", { "class": "t" }, k.target !== null ? "目标 ≥ " + k.target + "%" : "目标 —"));
+          boxes.appendChild(box);
+        });
+        root.appendChild(boxes);
+        /* per estate */
+        var table = el("table"), tr = el("tr");
+        tr.appendChild(el("th", {}, "小区"));
+        KPIS.forEach(function (k) { tr.appendChild(el("th", { "class": "num" }, k.name)); });
+        table.appendChild(el("thead")).appendChild(tr);
+        var tb = el("tbody");
+        estates.forEach(function (e) {
+          var row = el("tr");
+          row.appendChild(el("td", {}, e.estate_name || e.estate_id));
+          KPIS.forEach(function (k) {
+            var c = per[k.id][e.estate_id], pct = c ? rate(c[0], c[1]) : null;
+            var td = el("td", { "class": "num", "data-fig": "kpi:" + k.id + ":" + e.estate_id }, pct || "—");
+            if (c) td.title = c[0] + " / " + c[1];
+            if (pct && k.target !== null && 100 * c[0] / c[1] < k.target) td.className += " bad";
+            row.appendChild(td);
+          });
+          tb.appendChild(row);
+        });
+        table.appendChild(tb);
+        var sc = el("div", { "class": "scroll" });
+        sc.appendChild(table);
+        root.appendChild(sc);
+        root.appendChild(el("div", { "class": "na", "data-fig": "kpi:period" },
+                            "零修及时率与合格率: " + from + " 至 " + to + "（近" + KPI_DAYS + "天）；收缴率: 全部账期"));
       });
     });
   }
@@ -363,8 +391,8 @@
   function refresh(what) {
     if (refreshing) { again = true; return Promise.resolve(); }
     refreshing = true;
-    var parts = what === "events" ? [refreshProgress(), refreshQueues(), refreshKpis()]
-                                  : [refreshProgress(), refreshQueues(), refreshKpis(), refreshDaemons()];
+    var first = refreshProgress().catch(function () {}).then(refreshKpis); /* the KPIs need the estates and their date */
+    var parts = what === "events" ? [first, refreshQueues()] : [first, refreshQueues(), refreshDaemons()];
     return Promise.all(parts).catch(function () {}).then(function () {
       refreshing = false;
       refreshes++;

@@ -370,6 +370,31 @@ test_daily_cap_per_recipient (void **state)
     assert_int_equal (gw->sends, 3);
 }
 
+/* A technician assigned many orders on a move-in day hears of each at once:
+ * the cap is for owners, not for staff's work */
+static void
+test_daily_cap_spares_staff (void **state)
+{
+    nt_t *t = *state;
+    nt_destroy ((nt_t **) state);
+    *state = t = nt_new ("sms_daily_cap = 2\n");
+    nt_fake_t *gw = nt_fake (t, NOTIFY_SMS, NOTIFY_OK, NULL);
+    nt_unit (t, UNIT, nt_zhang (t), NULL);
+    for (int i = 0; i < 4; i++) {
+        char id[32];
+        snprintf (id, sizeof id, "WO-E01-00000%d", i + 1);
+        nt_apply (t, nt_order (t, "workorder.order.assigned", UNIT, id, PM__V1__ORDER_SOURCE__DEFECT, "王建国"));
+        nt_settle (t);
+    }
+    assert_int_equal (gw->sends, 4);
+    assert_int_equal (nt_metric (t, "notify_deferred_total", "reason=\"daily_cap\""), 0);
+    /* and they do not use up the owner's allowance */
+    nt_apply (t, nt_invoice (t, "billing.invoice.issued", UNIT, "INV-E01-000001", 1000, PM__V1__INVOICE_STATE__ISSUED));
+    nt_apply (t, nt_invoice (t, "billing.invoice.issued", UNIT, "INV-E01-000002", 2000, PM__V1__INVOICE_STATE__ISSUED));
+    nt_settle (t);
+    assert_int_equal (gw->sends, 6);
+}
+
 static void
 test_settled_while_waiting_is_never_sent (void **state)
 {
@@ -468,6 +493,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_quiet_hours_hold_sms_until_morning, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_pending_message_found_in_quiet_hours_is_deferred, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_daily_cap_per_recipient, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_daily_cap_spares_staff, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_settled_while_waiting_is_never_sent, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_provider_rate_limit_pauses_the_lane, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reads_answer_while_the_gateway_holds, s_setup, s_teardown),

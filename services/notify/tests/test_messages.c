@@ -87,6 +87,12 @@ test_quiet_hours_defer_sms_until_morning (void **state)
     /* email is not held back by quiet hours */
     assert_string_equal (nt_message (t, UNIT, "move_in_notice", "email", NULL)->state, "PENDING");
     assert_int_equal (nt_metric (t, "notify_deferred_total", "reason=\"quiet_hours\""), 1);
+    /* what is due now: the email, not the deferred SMS; at 08:00 the SMS too */
+    assert_int_equal (nt_metric (t, "notify_backlog", "channel=\"sms\""), 1);
+    assert_int_equal (nt_metric (t, "notify_due", "channel=\"sms\""), 0);
+    assert_int_equal (nt_metric (t, "notify_due", "channel=\"email\""), 1);
+    pmt_clock_set (t->f->d, "2026-12-02T00:00:00Z");
+    assert_int_equal (nt_metric (t, "notify_due", "channel=\"sms\""), 1);
 }
 
 static void
@@ -285,6 +291,8 @@ test_work_orders_reach_technician_and_owner (void **state)
     /* a defect's order: the owner hears from inspection, not of the order */
     nt_apply (t, nt_order (t, "workorder.order.created", UNIT, "WO-E01-000002", PM__V1__ORDER_SOURCE__DEFECT, ""));
     nt_apply (t, nt_order (t, "workorder.order.assigned", UNIT, "WO-E01-000002", PM__V1__ORDER_SOURCE__DEFECT, "王八"));
+    /* ... nor when it is done: it is not the owner's to confirm (the inspector verifies it) */
+    nt_apply (t, nt_order (t, "workorder.order.done", UNIT, "WO-E01-000002", PM__V1__ORDER_SOURCE__DEFECT, "王八"));
     Pm__V1__NotifyUnitGetReply *u = nt_unit_get (t, UNIT);
     int owner_msgs = 0;
     for (size_t i = 0; i < u->n_messages; i++)
@@ -295,6 +303,40 @@ test_work_orders_reach_technician_and_owner (void **state)
     assert_string_equal (x->state, "FAILED");
     assert_string_equal (x->reason, "technician 王八 of E01 is not in the staff directory (deploy/notify/staff.conf)");
     assert_int_equal (nt_metric (t, "notify_unknown_staff_total", ""), 1);
+}
+
+/* workorder names a technician by the roster's id ("T02") and gives the name
+ * beside it: the staff directory is searched by name, and the owner reads it */
+static void
+test_work_orders_name_people_as_the_staff_directory_does (void **state)
+{
+    nt_t *t = *state;
+    nt_unit (t, UNIT, nt_zhang (t), NULL);
+    Pm__V1__Event *ev = nt_order (t, "workorder.order.assigned", UNIT, "WO-E01-000007", PM__V1__ORDER_SOURCE__REPAIR, "T02");
+    ev->order->technician_name = "李师傅";
+    ev->order->team_lead = "T01 王建国";
+    ev->order->team_lead_name = "王建国";
+    nt_apply (t, ev);
+    Pm__V1__MessageView *tech = nt_message (t, UNIT, "order_assigned", "sms", "李师傅");
+    assert_string_equal (tech->state, "PENDING");
+    assert_string_equal (tech->role, "technician");
+    assert_string_equal (tech->recipient, "139****0002");
+    char o_id[24];
+    snprintf (o_id, sizeof o_id, "%s", nt_message (t, UNIT, "order_technician", "sms", "张伟")->message_id);
+    assert_non_null (strstr (nt_get (t, o_id)->text, "已派给维修师傅李师傅"));
+    /* an SLA breach goes to the team lead by name */
+    ev = nt_sla (t, "workorder.sla.breached", UNIT, "WO-E01-000007", "T01 王建国");
+    ev->sla->technician = "T02";
+    ev->sla->technician_name = "李师傅";
+    ev->sla->team_lead_name = "王建国";
+    nt_apply (t, ev);
+    Pm__V1__MessageView *lead = nt_message (t, UNIT, "sla_breached", "sms", "王建国");
+    assert_string_equal (lead->state, "PENDING");
+    assert_string_equal (lead->role, "team_lead");
+    snprintf (o_id, sizeof o_id, "%s", lead->message_id);
+    assert_non_null (strstr (nt_get (t, o_id)->text, "责任人李师傅"));
+    assert_int_equal (nt_metric (t, "notify_unknown_staff_total", ""), 0);
+    assert_int_equal (pmt_queue (t->f->d, "dead_letters")->count, 0);
 }
 
 static void
@@ -430,6 +472,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_event_waits_for_its_units_contacts, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_unusable_address_is_a_dead_letter_at_once, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_work_orders_reach_technician_and_owner, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown (test_work_orders_name_people_as_the_staff_directory_does, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_opted_out_owner_is_not_texted, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_reads_refuse_clearly, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown (test_operator_retries_and_drops, s_setup, s_teardown),

@@ -73,13 +73,13 @@ test_built_in_files_load (void **state)
     wt_t *t = wt_new (NULL);
     workorder_t *wo = pm_daemon_app (wt_d (t));
     assert_int_equal (wo->ncats, 7);
-    assert_int_equal (wo->nstaff, 9);
+    assert_int_equal (wo->nstaff, 12);
     assert_int_equal (wo->nestates, 2);
     assert_string_equal (wo_defect_skill (wo, "电气"), "electric");
     assert_string_equal (wo_defect_skill (wo, "燃气"), "electric");
     assert_string_equal (wo_defect_skill (wo, "门窗"), "civil");
     assert_string_equal (wo_defect_skill (wo, "未知"), "civil"); /* the defect category's own skill */
-    assert_int_equal (pmt_metric (wt_d (t), "workorder_technicians", ""), 9);
+    assert_int_equal (pmt_metric (wt_d (t), "workorder_technicians", ""), 12);
     wt_free (&t);
     (void) state;
 }

@@ -32,8 +32,10 @@ test_repair_runs_from_report_to_archive (void **state)
     Pm__V1__WorkOrder *o = wt_get (t, id);
     assert_int_equal (o->state, PM__V1__ORDER_STATE__ASSIGNED);
     assert_string_equal (o->technician, "T01");
+    assert_string_equal (o->technician_name, "王建国"); /* what notify and the owner go by */
     assert_string_equal (o->team, "A");
     assert_string_equal (o->team_lead, "T01 王建国");
+    assert_string_equal (o->team_lead_name, "王建国");
     assert_string_equal (o->dispatch, "auto");
     assert_string_equal (o->reporter, "张伟"); /* the unit's owner, from intake's event */
     assert_string_equal (o->category, "water");

@@ -112,6 +112,9 @@ test_warning_then_breach_escalates_to_the_team_lead (void **state)
     assert_string_equal (a->technician, "T01");
     assert_string_equal (a->team, "A");
     assert_string_equal (a->team_lead, "T01 王建国");
+    /* and by name, as notify's staff directory knows people */
+    assert_string_equal (a->technician_name, "王建国");
+    assert_string_equal (a->team_lead_name, "王建国");
     assert_string_equal (a->category, "water");
     wt_events_free (&e);
     assert_null (wt_queued (t, "about_to_breach", id));
