@@ -79,11 +79,15 @@ running() { # running NAME -> 0 if its pid is alive
 # The local runner's daemons run on a clock the sample can move (pmctl clock;
 # weeks of a move-in pass in a minute) and send to the file gateway without a
 # rate limit (there is no provider to protect). A real deployment does neither
-# (deploy/systemd). Set these in the environment to run otherwise.
-export PM_GENERAL_MANUAL_CLOCK=${PM_GENERAL_MANUAL_CLOCK:-true}
-export PM_NOTIFY_SMS_RATE=${PM_NOTIFY_SMS_RATE:-0} PM_NOTIFY_EMAIL_RATE=${PM_NOTIFY_EMAIL_RATE:-0}
+# (deploy/systemd), nor do the tests (./pm test). Set these in the
+# environment to run otherwise.
+local_runner_env() {
+    export PM_GENERAL_MANUAL_CLOCK=${PM_GENERAL_MANUAL_CLOCK:-true}
+    export PM_NOTIFY_SMS_RATE=${PM_NOTIFY_SMS_RATE:-0} PM_NOTIFY_EMAIL_RATE=${PM_NOTIFY_EMAIL_RATE:-0}
+}
 
 start() {
+    local_runner_env
     command -v cmake >/dev/null || die "cmake is missing: run ./pm up once (it installs what is needed)"
     build "$BUILD" # incremental: a no-op when nothing changed
     mkdir -p "$PM_HOME/run" "$PM_HOME/log"
