@@ -1017,7 +1017,7 @@ def main():
         with open(a.json + ".tmp", "w", encoding="utf-8") as f:
             json.dump(r, f, ensure_ascii=False)
         os.replace(a.json + ".tmp", a.json)
-    print("   %d units from %s to %s (estate time) in %.0f s of this machine's" %
+    print("   %d units from %s to %s (estate time) in %.0f s on this machine" %
           (len(r["units"]), local(r["start_ms"]).strftime("%Y-%m-%d"), local(r["end_ms"]).strftime("%Y-%m-%d"),
            time.monotonic() - t0))
 
