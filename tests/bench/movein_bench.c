@@ -504,14 +504,15 @@ s_write_config (s_bench_t *b)
                 id);
         s_addf (&staff, "L%03d,%s工,137%04d0000,G%03d,工程%03d组,lead,%s,water;electric;civil;general;elevator,yes\n",
                 e, s_surnames[e % 20], e, e, e, id);
-        s_addf (&nstaff, "L%03d team_lead %s G%03d 137%04d0000 -\n", e, id, e, e);
-        s_addf (&nstaff, "L%03d technician %s G%03d 137%04d0000 -\n", e, id, e, e); /* leads repair too */
-        s_addf (&nstaff, "M%03d manager %s - 137%04d0009 -\n", e, id, e);
+        /* notify knows staff by name within an estate, as workorder's events name them */
+        s_addf (&nstaff, "%s工 team_lead %s 工程%03d组 137%04d0000 -\n", s_surnames[e % 20], id, e, e);
+        s_addf (&nstaff, "%s工 technician %s 工程%03d组 137%04d0000 -\n", s_surnames[e % 20], id, e, e); /* leads repair too */
+        s_addf (&nstaff, "%s经理 manager %s - 137%04d0009 -\n", s_surnames[(e + 7) % 20], id, e);
         for (int t = 1; t <= 4; t++) {
             s_addf (&staff, "T%03d%d,%s师傅,137%04d000%d,G%03d,工程%03d组,technician,%s,"
                             "water;electric;civil;general;elevator,yes\n",
                     e, t, s_surnames[(e + t) % 20], e, t, e, e, id);
-            s_addf (&nstaff, "T%03d%d technician %s G%03d 137%04d000%d -\n", e, t, id, e, e, t);
+            s_addf (&nstaff, "%s师傅 technician %s 工程%03d组 137%04d000%d -\n", s_surnames[(e + t) % 20], id, e, e, t);
         }
     }
     char path[PATH_MAX + 64];
