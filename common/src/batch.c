@@ -5,7 +5,14 @@
  *              the last committed state and never joins the batch. The batch
  *              stops at batch_max messages or at about batch_max_us of work:
  *              the cost of a byte of request (apply + commit) is measured on
- *              every large batch, so the budget follows the real work;
+ *              every large batch, so the budget follows the real work. While
+ *              more is waiting (a drain stopped at its bounds: a bulk import,
+ *              a consumer catching up) the next batch's bounds double, up to
+ *              batch_bulk_us of work; a drain that empties every socket sets
+ *              them back. Big batches amortise the commit and, above all,
+ *              the pages a commit rewrites: rows scattered over a large
+ *              table dirty a page each, so rows per commit is what bulk
+ *              work costs. Reads are answered during a batch all the same;
  *   2. apply   every write item in ONE LMDB write transaction (s_apply): idem
  *              lookup, handler, stored reply, inbox cursor, outbox events;
  *   3. commit  once (one fsync);
@@ -485,12 +492,13 @@ s_unstash (pm_daemon_t *d)
 }
 
 /* The bytes of work this batch may take in. */
-static size_t
-s_budget (pm_daemon_t *d)
+size_t
+pm__batch_budget (const pm_daemon_t *d)
 {
+    int bulk = d->bulk > 1 ? d->bulk : 1;
     if (d->ns_per_byte <= 0)
-        return S_BUDGET_FIRST;
-    double b = (double) d->batch_max_us * 1000.0 / d->ns_per_byte;
+        return S_BUDGET_FIRST * (size_t) bulk;
+    double b = (double) d->batch_max_us * bulk * 1000.0 / d->ns_per_byte;
     return b < S_BUDGET_MIN ? S_BUDGET_MIN : b > S_BUDGET_MAX ? S_BUDGET_MAX : (size_t) b;
 }
 
@@ -498,6 +506,18 @@ static bool
 s_full (pm_daemon_t *d, size_t budget)
 {
     return (int64_t) d->nitems >= d->batch_max || d->batch_bytes >= budget;
+}
+
+/* The next batch's bounds: doubled while a drain stops at its bounds with
+ * more to read, up to batch_bulk_us; back to batch_max_us when it drained
+ * everything. */
+static void
+s_bulk_next (pm_daemon_t *d, bool more)
+{
+    int most = (int) (d->batch_bulk_us / d->batch_max_us);
+    if (most < 1)
+        most = 1;
+    d->bulk = !more ? 1 : d->bulk * 2 > most ? most : d->bulk < 1 ? 2 : d->bulk * 2;
 }
 
 /* Collects durable timers that are due. */
@@ -566,7 +586,8 @@ static void
 s_drain (pm_daemon_t *d)
 {
     int64_t start = pm_mono_us ();
-    size_t budget = s_budget (d);
+    size_t budget = pm__batch_budget (d);
+    int64_t drain_us = d->batch_max_us * (d->bulk > 1 ? d->bulk : 1) / 4;
     d->drain_start_us = start;
     d->batch_bytes = 0;
     d->look_us = start; /* what this drain reads waited since (at least) now */
@@ -589,8 +610,14 @@ s_drain (pm_daemon_t *d)
         }
         for (int i = 0; i < d->nups; i++)
             pm__upstream_drain (&d->ups[i], &progressed);
-        if (!progressed || s_full (d, budget) || pm_mono_us () - start >= d->batch_max_us / 4)
+        if (!progressed) {
+            s_bulk_next (d, false);
             break;
+        }
+        if (s_full (d, budget) || pm_mono_us () - start >= drain_us) {
+            s_bulk_next (d, true);
+            break;
+        }
     }
     d->look_us = pm_mono_us ();
     s_timers_due (d, budget);

@@ -242,6 +242,7 @@ pm_daemon_new (const pm_daemon_spec_t *spec, pm_config_t *cfg, struct ev_loop *l
     }
     if (s_cfg_int (d, "general", "batch_max", 10000, 1, &d->batch_max)
         || s_cfg_int (d, "general", "batch_max_us", 30000, 1000, &d->batch_max_us)
+        || s_cfg_int (d, "general", "batch_bulk_us", 240000, 1000, &d->batch_bulk_us)
         || s_cfg_int (d, "general", "max_request_bytes", 4 << 20, 1024, &d->max_request_bytes)
         || s_cfg_int (d, "general", "idem_retention_h", 48, 24, &d->idem_retention_ms)
         || s_cfg_int (d, "general", "event_retention_d", 30, 1, &d->event_retention_ms)
@@ -415,6 +416,12 @@ pm_daemon_bind (pm_daemon_t *d)
         return err;
     d->router = pm__socket (d, ZMQ_ROUTER);
     d->pub = pm__socket (d, ZMQ_PUB);
+    /* A subscriber that falls behind by more than this many events loses the
+     * rest of the live feed and replays it from the log (DESIGN.md section 3):
+     * the queue is this process's memory, per subscriber (100,000 was 100 MiB
+     * of intake's at a million units). */
+    int pub_hwm = PM_LIVE_HWM;
+    zmq_setsockopt (d->pub, ZMQ_SNDHWM, &pub_hwm, sizeof pub_hwm);
     if (pm_curve_server (d->cfg, d->name, d->router) != PM_OK || pm_curve_server (d->cfg, d->name, d->pub) != PM_OK)
         return PM_ECONFIG;
     int one = 1;

@@ -15,9 +15,10 @@
 
 #define PM_MAX_UPSTREAMS 8
 #define PM_MAX_SNAPSHOTS 8
-#define PM_REPLAY_MAX 1000
-#define PM_REPLAY_MAX_BYTES (2u << 20)
+#define PM_REPLAY_MAX 10000 /* events a replay page holds at most: a consumer catching up applies about a page a batch */
+#define PM_REPLAY_MAX_BYTES (8u << 20)
 #define PM_SNAPSHOT_MAX 1000
+#define PM_LIVE_HWM 10000 /* live events queued per subscriber (PUB) and unread (SUB) at most */
 #define PM_SNAPSHOT_IDLE_MS 60000
 #define PM_STRANDED_RETRY_MS 30000
 #define PM_STATUSES 6
@@ -174,6 +175,8 @@ struct pm_daemon {
 
     /* config */
     int64_t batch_max, batch_max_us, max_request_bytes, idem_retention_ms, event_retention_ms;
+    int64_t batch_bulk_us;  /* what a batch may grow to while more is waiting */
+    int bulk;               /* this batch's bounds: batch_max and batch_max_us times bulk */
     int64_t replay_timeout_ms, heartbeat_ms;
 
     /* sockets */
@@ -239,6 +242,7 @@ s_bctx_t pm__bctx (pm_daemon_t *d, pm_arena_t *arena);
 void pm__pump (pm_daemon_t *d);
 s_item_t *pm__item_new (pm_daemon_t *d, int kind);
 void pm__timer_arm (pm_daemon_t *d);
+size_t pm__batch_budget (const pm_daemon_t *d); /* bytes of work the next batch may take in */
 void pm__stash_free (pm_daemon_t *d);
 void pm__dead (pm_daemon_t *d, pm_txn_t *txn, const char *key, const char *estate_id, const char *unit_id,
                const char *reason, const char *what);

@@ -328,7 +328,7 @@ pm__refresh_gauges (pm_daemon_t *d, pm_ctx_t *ctx, pm_txn_t *txn)
                   (double) pm_zap_refused (d->zap));
     }
     pm_gauge (m, "pm_batch_budget_bytes", NULL, "Bytes of work the next batch may take in (from the measured cost)",
-              d->ns_per_byte > 0 ? (double) d->batch_max_us * 1000.0 / d->ns_per_byte : 0);
+              d->ns_per_byte > 0 ? (double) pm__batch_budget (d) : 0);
     MDB_envinfo info;
     MDB_stat st;
     mdb_env_info (pm_store_env (d->store), &info);

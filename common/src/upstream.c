@@ -96,6 +96,13 @@ pm__upstream_add (pm_daemon_t *d, const pm_upstream_t *spec)
     pm_metric_set (u->m_applied, (double) u->applied_n);
 
     u->sub = pm__socket (d, ZMQ_SUB);
+    /* Live events not read yet wait here, in this process's memory: at most
+     * PM_LIVE_HWM (about 10 MiB of events). A consumer further behind (a bulk
+     * import) loses the rest of the live feed and reads it from the
+     * upstream's log by replay, as after any gap: a queue of 100,000 was
+     * 120 MiB of a consumer's private memory at a million units. */
+    int sub_hwm = PM_LIVE_HWM;
+    zmq_setsockopt (u->sub, ZMQ_RCVHWM, &sub_hwm, sizeof sub_hwm);
     zmq_setsockopt (u->sub, ZMQ_SUBSCRIBE, "", 0);
     /* Not ZMQ_IMMEDIATE: a request made before the upstream is up waits in the
      * pipe and goes out when it connects. */

@@ -117,13 +117,13 @@ static void
 test_late_subscriber_gets_everything_by_replay (void **state)
 {
     fx_t *f = *state;
-    s_put (f, "early", 2500); /* more than one replay page (1000) */
-    assert_int_equal (pm_daemon_last_seq (f->pub), 2500);
+    s_put (f, "early", 25000); /* more than two replay pages (10,000 events each) */
+    assert_int_equal (pm_daemon_last_seq (f->pub), 25000);
     s_start_sub (f); /* started after every event was published */
-    SPIN_UNTIL (f, pm_daemon_applied (f->sub, "pub") == 2500);
-    assert_int_equal (s_applied (f->sub), 2500);
-    char *v = pmt_kv (f->sub, "early02499");
-    assert_string_equal (v, "pub:2500");
+    SPIN_UNTIL (f, pm_daemon_applied (f->sub, "pub") == 25000);
+    assert_int_equal (s_applied (f->sub), 25000);
+    char *v = pmt_kv (f->sub, "early24999");
+    assert_string_equal (v, "pub:25000");
     free (v);
 }
 

@@ -170,10 +170,14 @@ class Pipeline:
             p.send_signal(signal.SIGTERM)
         for p in self.procs.values():
             p.wait(timeout=60)
-        shutil.rmtree(self.home, ignore_errors=True)
+        if KEEP:
+            print("  (kept: %s)" % self.home)
+        else:
+            shutil.rmtree(self.home, ignore_errors=True)
 
 
 IMPORT_ARGS = []
+KEEP = False
 
 
 def run_pipeline(n, csv_path, tmp):
@@ -329,6 +333,7 @@ def main():
     ap.add_argument("--units", default="10000,100000,1000000")
     ap.add_argument("--compare", choices=["postgres"])
     ap.add_argument("--dir", default="/tmp")
+    ap.add_argument("--keep", action="store_true", help="keep each run's PM_HOME (for mdb_stat) under --dir")
     ap.add_argument("--json", help="also write the results as JSON to this file")
     ap.add_argument("--import-args", default="", help="extra pmctl import options, e.g. '--chunk 2000'")
     a = ap.parse_args()
@@ -337,6 +342,8 @@ def main():
         os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
     sizes = [int(x) for x in a.units.split(",")]
     IMPORT_ARGS.extend(a.import_args.split())
+    global KEEP
+    KEEP = a.keep
     tmp = tempfile.mkdtemp(prefix="pmpipe.", dir=a.dir)
     results = []
     pg = None
@@ -369,7 +376,8 @@ def main():
     finally:
         if pg:
             pg.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not KEEP:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def report(r):
