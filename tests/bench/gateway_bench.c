@@ -242,7 +242,7 @@ s_api (uint16_t port, const char *token, const char *estate, int nconn, int seco
     *bad = 0;
 #define S_SEND(cn)                                                                                                   \
     do {                                                                                                             \
-        int bl = snprintf (body, sizeof body, "{\"unit_id\":\"%s/%04u-%04u\"}", estate, (k / 500) % 4, k % 500);     \
+        int bl = snprintf (body, sizeof body, "{\"unit_id\":\"%s/%04u/%04u\"}", estate, (k / 500) % 4, k % 500);     \
         k++;                                                                                                         \
         int rl = snprintf (req, sizeof req,                                                                          \
                            "POST /v1/intake/intake.unit.get HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "   \
