@@ -15,8 +15,8 @@
 
 #define PM_MAX_UPSTREAMS 8
 #define PM_MAX_SNAPSHOTS 8
-#define PM_REPLAY_MAX 10000 /* events a replay page holds at most: a consumer catching up applies about a page a batch */
-#define PM_REPLAY_MAX_BYTES (8u << 20)
+#define PM_REPLAY_MAX 5000 /* events a replay page holds at most: a consumer catching up applies about a page a batch */
+#define PM_REPLAY_MAX_BYTES (4u << 20)
 #define PM_SNAPSHOT_MAX 1000
 #define PM_LIVE_HWM 10000 /* live events queued per subscriber (PUB) and unread (SUB) at most */
 #define PM_SNAPSHOT_IDLE_MS 60000

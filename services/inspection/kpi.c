@@ -242,12 +242,15 @@ s_esc (pm_ctx_t *ctx, const char *v)
     return o;
 }
 
+/* An estate's gauges. Per building only in inspection.kpi: as gauges, a
+ * million units were 5,000 buildings x 15 series, 65 MiB of the registry and
+ * 77 ms a scrape. */
 static void
 s_gauges_of (pm_ctx_t *ctx, const char *estate, Pm__V1__InspectionKpi *k, void *arg)
 {
-    const char *l = *k->building ? pm_arena_printf (ctx->arena, "estate=\"%s\",building=\"%s\"", s_esc (ctx, estate),
-                                                    s_esc (ctx, k->building))
-                                 : pm_arena_printf (ctx->arena, "estate=\"%s\"", s_esc (ctx, estate));
+    if (*k->building)
+        return;
+    const char *l = pm_arena_printf (ctx->arena, "estate=\"%s\"", s_esc (ctx, estate));
     pm_metrics_t *m = ctx->metrics;
     pm_gauge (m, "inspection_units", l, "Units known to inspection", (double) k->units);
     pm_gauge (m, "inspection_units_inspected", l, "Units whose first round started", (double) k->units_inspected);
@@ -271,8 +274,7 @@ s_gauges_of (pm_ctx_t *ctx, const char *estate, Pm__V1__InspectionKpi *k, void *
               (double) k->overdue);
     pm_gauge (m, "inspection_defects_overdue_open", l, "Defects past their deadline and not yet rectified",
               (double) k->overdue_open);
-    if (*k->building)
-        return; /* by category and by room: per estate here (inspection.kpi has them per building too) */
+    /* by category and by room: per estate here (inspection.kpi has them per building too) */
     for (size_t i = 0; i < k->n_by_category; i++)
         pm_gauge (m, "inspection_defects_by_category",
                   pm_arena_printf (ctx->arena, "%s,category=\"%s\"", l, s_esc (ctx, k->by_category[i]->name)),
