@@ -117,7 +117,7 @@ static void
 test_late_subscriber_gets_everything_by_replay (void **state)
 {
     fx_t *f = *state;
-    s_put (f, "early", 25000); /* more than two replay pages (10,000 events each) */
+    s_put (f, "early", 25000); /* several replay pages (5,000 events each) */
     assert_int_equal (pm_daemon_last_seq (f->pub), 25000);
     s_start_sub (f); /* started after every event was published */
     SPIN_UNTIL (f, pm_daemon_applied (f->sub, "pub") == 25000);
