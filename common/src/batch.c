@@ -517,7 +517,8 @@ s_bulk_next (pm_daemon_t *d, bool more)
     int most = (int) (d->batch_bulk_us / d->batch_max_us);
     if (most < 1)
         most = 1;
-    d->bulk = !more ? 1 : d->bulk * 2 > most ? most : d->bulk < 1 ? 2 : d->bulk * 2;
+    int next = !more ? 1 : d->bulk < 1 ? 2 : d->bulk * 2;
+    d->bulk = next > most ? most : next;
 }
 
 /* Collects durable timers that are due. */
