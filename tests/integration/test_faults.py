@@ -398,10 +398,10 @@ class MoveIn:
     def reinspect(self, u):
         rep = expect((yield ("inspection", "inspection.round.start", {"unit_id": u, "inspector": "验房员乙"})),
                      what="round 2 " + u)
-        todo = body_dict(rep, "inspection.round.start").get("to_verify", [])
-        if len(todo) != 1:
-            raise Failed("round 2 of %s verifies %s" % (u, todo))
-        for did in todo:
+        to_verify = body_dict(rep, "inspection.round.start").get("to_verify", [])
+        if len(to_verify) != 1:
+            raise Failed("round 2 of %s verifies %s" % (u, to_verify))
+        for did in to_verify:
             expect((yield ("inspection", "inspection.defect.verify", {"defect_id": did, "by": "验房员乙"})),
                    what="verify " + did)
         rep = expect((yield ("inspection", "inspection.round.complete", {"unit_id": u})), what="complete 2 " + u)
